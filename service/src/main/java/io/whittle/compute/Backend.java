@@ -1,0 +1,95 @@
+package io.whittle.compute;
+
+import io.whittle.tensor.FloatTensor;
+import io.whittle.tensor.Shape;
+import io.whittle.tensor.Tensor;
+
+/**
+ * The compute operations the engine needs, at a coarse grain (a whole GEMM, a whole RMSNorm, a whole attention)
+ * so that a GPU backend can fuse and the CPU backend can use BLAS. Every tensor argument is an fp32, row-major,
+ * contiguous tensor made by this backend ({@link #allocate}, {@link #upload}, or a view of one). Matrices are the
+ * 2-D (rows x cols) view of a tensor: all dimensions but the last are rows.
+ *
+ * <p>Implementations: {@code cpu} (OpenBLAS, the reference every other backend is tested against) and, where a
+ * GPU is usable, {@code cuda}.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** Short name: {@code cpu}, {@code cuda:0}. */
+    String name();
+
+    /** What this backend runs on, for reports and {@code /api/v1/devices}. */
+    DeviceInfo device();
+
+    /** A zero-filled tensor. */
+    Tensor allocate(Shape shape);
+
+    /** A tensor holding the host values; close it when done (on the CPU it is a view and costs nothing). */
+    Tensor upload(FloatTensor host);
+
+    /** Host memory with the tensor's values; close it when done (on the CPU it is a view and costs nothing). */
+    FloatTensor toHost(Tensor tensor);
+
+    /** Copies {@code count} elements from src[srcPos..] to dst[dstPos..]. */
+    void copy(Tensor src, long srcPos, Tensor dst, long dstPos, long count);
+
+    /**
+     * General matrix multiply {@code c = alpha * op(a) * op(b) + beta * c}, where op transposes when asked. Shapes
+     * are the matrix views; a mismatch is an {@link IllegalArgumentException} naming the shapes.
+     */
+    void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, float alpha, float beta, Tensor c);
+
+    /** A Linear layer as PyTorch stores it: {@code y[T, out] = x[T, in] * w[out, in]^T (+ bias[out])}. */
+    void linear(Tensor x, Tensor weight, Tensor bias, Tensor y);
+
+    /**
+     * RMSNorm over rows of length {@code weight.numel()}: {@code y = w * x / sqrt(mean(x^2) + eps)}, the statistic
+     * in fp32 or better. {@code y} may be {@code x}.
+     */
+    void rmsNorm(Tensor x, Tensor weight, double eps, Tensor y);
+
+    /**
+     * Rotary embedding in place, {@code rotate_half} convention (channel i pairs with i + headDim/2), on
+     * {@code x[T, heads * headDim]} where token t has position {@code positions[t]}.
+     */
+    void rotary(Tensor x, int heads, int headDim, int[] positions, double theta);
+
+    /** {@code out = silu(gate) * up}, element-wise; out may alias either input. */
+    void siluMul(Tensor gate, Tensor up, Tensor out);
+
+    /** {@code out = a + b}, element-wise; out may alias either input. */
+    void add(Tensor a, Tensor b, Tensor out);
+
+    /** Multiplies row r of {@code x} by {@code scale[r]} in place. */
+    void scaleRows(Tensor x, float[] scale);
+
+    /**
+     * Causal grouped-query attention over packed sequences: q [T, heads*headDim], k and v [T, kvHeads*headDim],
+     * out [T, heads*headDim]; sequence s covers rows [starts[s], starts[s] + lengths[s]) and attends only within
+     * itself. Scores scale by {@code headDim^-0.5}, softmax in fp32 or better. Query head h reads KV head
+     * {@code h / (heads / kvHeads)}.
+     */
+    void attention(Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape, int[] starts, int[] lengths,
+                   AttentionObserver observer);
+
+    /**
+     * MoE routing: softmax over all experts of each row of {@code logits [T, E]}, top-k (ties to the lower expert
+     * index), optional renormalisation of the k weights (dividing by their sum plus {@code renormEpsilon}).
+     */
+    Routing route(Tensor logits, int topK, boolean renormalize, double renormEpsilon);
+
+    /** dst[i, :] = src[rows[i], :]. */
+    void gatherRows(Tensor src, int[] rows, Tensor dst);
+
+    /** dst[rows[i], :] += weights[i] * src[i, :] (weights may be null for 1). Rows are added in index order. */
+    void scatterAddRows(Tensor src, int[] rows, float[] weights, Tensor dst);
+
+    /**
+     * Negative log-likelihood of {@code targets[r]} under log-softmax of {@code logits} row r, in fp64;
+     * a target of -1 gives NaN (no prediction).
+     */
+    double[] crossEntropy(Tensor logits, int[] targets);
+
+    @Override
+    void close();
+}

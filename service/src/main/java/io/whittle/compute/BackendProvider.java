@@ -1,0 +1,20 @@
+package io.whittle.compute;
+
+/**
+ * A way to make a {@link Backend}, found through {@link java.util.ServiceLoader} (DJL's engine SPI pattern). A
+ * provider probes without throwing: a missing native library is a reason in {@link #probe()}, never a crash.
+ */
+public interface BackendProvider {
+
+    /** {@code cpu}, {@code cuda}. */
+    String name();
+
+    /** Lower ranks win in {@code auto} selection. */
+    int rank();
+
+    /** The device this provider would use, with {@code usable=false} and the reason when it cannot. */
+    DeviceInfo probe();
+
+    /** Makes the backend; only called after a usable probe. */
+    Backend create();
+}
