@@ -44,6 +44,7 @@ public final class CheckpointWriter implements AutoCloseable {
     private final List<Shard> shards = new ArrayList<>();
     private final Set<String> written = new HashSet<>();
     private boolean committed;
+    private boolean sealed;
 
     private record Shard(Path file, List<String> tensors, long bytes) {
     }
@@ -99,6 +100,9 @@ public final class CheckpointWriter implements AutoCloseable {
     /** Writes a group of tensors as one shard, or several when the group exceeds the shard size cap. */
     public void writeTensors(List<? extends TensorSource> group) {
         assertOpen();
+        if (sealed) {
+            throw new IllegalStateException("checkpoint " + target + " is sealed; no more tensors can be written");
+        }
         List<TensorSource> current = new ArrayList<>();
         long bytes = 0;
         for (TensorSource t : group) {
@@ -147,9 +151,15 @@ public final class CheckpointWriter implements AutoCloseable {
         }
     }
 
-    /** Names the shards, writes the index and moves the staging directory to the target. */
-    public Path commit() {
+    /**
+     * Gives the shards their final names and writes the index, so the staging directory is a complete checkpoint
+     * that can be read (e.g. evaluated) before it is published. No tensors can be added afterwards.
+     */
+    public void seal() {
         assertOpen();
+        if (sealed) {
+            return;
+        }
         try {
             if (shards.size() == 1) {
                 Files.move(shards.get(0).file(), staging.resolve(Checkpoint.SINGLE_FILE));
@@ -172,13 +182,23 @@ public final class CheckpointWriter implements AutoCloseable {
                 weightMap.forEach(map::put);
                 writeJson(Checkpoint.INDEX_FILE, index);
             }
+            sealed = true;
+        } catch (IOException e) {
+            throw new UncheckedIOException("finishing shards in " + staging + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Seals (if not yet) and moves the staging directory to the target in one rename. */
+    public Path commit() {
+        seal();
+        try {
             if (Files.exists(target)) {
                 Files.delete(target); // an empty directory, checked at create()
             }
             Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
             committed = true;
             return target;
-        } catch (FileAlreadyExistsException e) {
+        } catch (FileAlreadyExistsException | java.nio.file.DirectoryNotEmptyException e) {
             throw new IllegalStateException("output " + target + " appeared while the job ran; the result stays unpublished", e);
         } catch (IOException e) {
             throw new UncheckedIOException("publishing " + target + ": " + e.getMessage(), e);
