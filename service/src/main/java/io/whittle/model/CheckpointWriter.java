@@ -61,6 +61,9 @@ public final class CheckpointWriter implements AutoCloseable {
 
     /** Fails at once when {@code target} exists and is not an empty directory, before any work is done. */
     public static CheckpointWriter create(Path target, long maxShardBytes) {
+        if (maxShardBytes <= 0) {
+            throw new IllegalArgumentException("max shard size must be positive, got " + maxShardBytes);
+        }
         Path abs = target.toAbsolutePath().normalize();
         requireWritableTarget(abs);
         Path parent = abs.getParent();
