@@ -60,8 +60,8 @@ final class BenchCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--layer " + layer + " outside 0.." + (model.numLayers() - 1));
         }
         ForwardBenchmark.Result r;
-        try (Backend b = Backends.create(backend);
-             HostAllocator alloc = HostAllocator.root().newChild("bench", Long.MAX_VALUE)) {
+        try (HostAllocator alloc = HostAllocator.root().newChild("bench", Long.MAX_VALUE);
+             Backend b = Backends.create(backend, alloc)) {
             r = ForwardBenchmark.run(shape, model, layer, b, sequences, seqLen, repeats, alloc);
             ObjectNode node = Json.object();
             node.put("shape", r.shape());

@@ -104,11 +104,11 @@ public final class ForwardBenchmark {
              Tensor hidden = backend.upload(hiddenHost);
              Tensor out = backend.allocate(hiddenHost.shape())) {
             fillRandom(hiddenHost, 99, 1f);
-            decoder.forward(backend, weights, hidden, out, batch, 8192, null); // warm-up
+            decoder.forward(backend, weights, hidden, out, batch, LayerwisePipeline.DEFAULT_GROUP_TOKENS, null); // warm-up
             double[] t = new double[repeats];
             for (int i = 0; i < repeats; i++) {
                 long t0 = System.nanoTime();
-                decoder.forward(backend, weights, hidden, out, batch, 8192, null);
+                decoder.forward(backend, weights, hidden, out, batch, LayerwisePipeline.DEFAULT_GROUP_TOKENS, null);
                 t[i] = (System.nanoTime() - t0) / 1e9;
             }
             Arrays.sort(t);
