@@ -116,12 +116,16 @@ public final class Hessian implements AutoCloseable {
         return h;
     }
 
-    /** Row {@code i} of the upper triangle of H (columns i..dim-1) as doubles, into {@code out[i..dim)}. */
-    void upperRow(int i, float[] scratch, double[] out) {
+    /** H[i][i]. */
+    double diagonal(int i) {
+        return samples == 0 ? 0 : sum.get((long) i * dim + i) * (2.0 / samples);
+    }
+
+    /** Column {@code m} of the upper triangle of H (rows 0..m) as doubles, into {@code out[0..m]}. */
+    void upperColumn(int m, double[] out) {
         double scale = samples == 0 ? 0 : 2.0 / samples;
-        sum.copyTo((long) i * dim + i, scratch, i, dim - i);
-        for (int j = i; j < dim; j++) {
-            out[j] = scratch[j] * scale;
+        for (int k = 0; k <= m; k++) {
+            out[k] = sum.get((long) k * dim + m) * scale;
         }
     }
 

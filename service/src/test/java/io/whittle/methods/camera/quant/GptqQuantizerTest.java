@@ -307,6 +307,23 @@ class GptqQuantizerTest {
     }
 
     @Test
+    void indefiniteHessianRaisesTheDamping() {
+        // 10 tokens in 64 dimensions: H has rank 10, so without damping the Cholesky factorization breaks down
+        Problem p = problem(47, 8, 64, 10);
+        try (Hessian h = hessianOf(p.x(), 10, 64); FloatTensor w = QuantTestData.tensor(p.w(), 8, 64);
+             InverseHessian f = new GptqQuantizer(0.0, 128, HostAllocator.root()).factor(h)) {
+            assertThat(f.isFallback()).isFalse();
+            assertThat(f.dampFraction()).isEqualTo(GptqQuantizer.DEFAULT_DAMP);
+            GptqResult r = new GptqQuantizer(0.0, 128, HostAllocator.root())
+                    .quantize(w, QuantLayout.uniform(8, 64, new QuantScheme(3, 32, false, ScaleFormat.F16)), f);
+            assertThat(r.dampFraction()).isEqualTo(GptqQuantizer.DEFAULT_DAMP);
+            for (float v : QuantTestData.dequantized(r.matrix())) {
+                assertThat(Float.isFinite(v)).isTrue();
+            }
+        }
+    }
+
+    @Test
     void badParametersAreClearErrors() {
         assertThatThrownBy(() -> new GptqQuantizer(-0.1)).hasMessage("damp must be a fraction of mean(diag H) in [0, 1], got -0.1");
         assertThatThrownBy(() -> new GptqQuantizer(Double.NaN)).hasMessage("damp must be a fraction of mean(diag H) in [0, 1], got NaN");
