@@ -198,6 +198,16 @@ public final class BitAllocation {
     }
 
     @Override
+    public boolean equals(Object o) {
+        return o instanceof BitAllocation a && Arrays.equals(a.bits, bits) && Arrays.equals(a.fractions, fractions);
+    }
+
+    @Override
+    public int hashCode() {
+        return 31 * Arrays.hashCode(bits) + Arrays.hashCode(fractions);
+    }
+
+    @Override
     public String toString() {
         return "bits " + Arrays.toString(bits) + " at " + Arrays.toString(fractions);
     }
