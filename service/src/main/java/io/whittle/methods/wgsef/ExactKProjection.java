@@ -140,15 +140,29 @@ public final class ExactKProjection {
         double[] a = new double[ps];
         int totalNonzero = 0;
         boolean gap = true;
+        // small blocks with one weight (N:M): the dedicated exact scan; lambda = 0 stays the identity
+        boolean small = ps <= SmallProblemProx.MAX_GROUPS && lambda > 0;
+        int[] order = new int[ps];
         for (int p = 0; p < partition.problems(); p++) {
             int base = p * ps;
             for (int j = 0; j < ps; j++) {
-                a[j] = Math.abs((double) x[base + j]);
+                double v = Math.abs((double) x[base + j]);
+                if (!(v < Double.POSITIVE_INFINITY)) {
+                    throw new IllegalArgumentException(partition.name() + ": non-finite value " + x[base + j]
+                            + " at index " + (base + j));
+                }
+                a[j] = v;
             }
-            ws.seed(ProxWorkspace.mix(seed, p));
-            Wgsef.proxKernel(a, dd, 0, ps, kk, lambda, finder, ws, scale, u, nonzero, tau);
-            totalNonzero += nonzero[0];
-            gap &= nonzero[0] <= kk;
+            int nz;
+            if (small) {
+                nz = SmallProblemProx.solve(a, ps, kk, lambda * d, scale, order);
+            } else {
+                ws.seed(ProxWorkspace.mix(seed, p));
+                Wgsef.proxKernel(a, dd, 0, ps, kk, lambda, finder, ws, scale, u, nonzero, tau);
+                nz = nonzero[0];
+            }
+            totalNonzero += nz;
+            gap &= nz <= kk;
             if (projectAndUndo) {
                 undoOnTopK(a, scale, out, kk, ws, keptOut, base);
             }

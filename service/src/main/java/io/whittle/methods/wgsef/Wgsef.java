@@ -372,11 +372,23 @@ public final class Wgsef {
         if (uOut != null) {
             for (int j = 0; j < n; j++) {
                 // compare with the breakpoints first so that a tau landing on one gives an exact 0 or 1
-                uOut[j] = tau >= ws.hi[j] ? 1 : (tau <= ws.lo[j] ? 0
-                        : Math.min(1, Math.max(0, ws.alpha[j] * tau - ws.beta[j])));
+                uOut[j] = tau >= ws.hi[j] ? 1 : (tau <= ws.lo[j] ? 0 : clipSnapped(ws.alpha[j] * tau - ws.beta[j], ws.beta[j]));
             }
         }
         return tau;
+    }
+
+    /**
+     * clip(v, 0, 1) for v = alpha tau - beta, with values within the rounding error of that difference (a few ulps of
+     * 1 + beta) taken as exactly 0 or 1: at a tie on a breakpoint the sign of such a v is noise, and an exact 0 keeps
+     * the group at zero (so the non-zero count, and the gap report, do not depend on rounding).
+     */
+    static double clipSnapped(double v, double beta) {
+        double tol = 4 * Math.ulp(1 + beta);
+        if (v <= tol) {
+            return 0;
+        }
+        return v >= 1 - tol ? 1 : v;
     }
 
     static double weight(double[] d, int j) {
