@@ -143,6 +143,7 @@ public final class ExactKProjection {
         // small blocks with one weight (N:M): the dedicated exact scan; lambda = 0 stays the identity
         boolean small = ps <= SmallProblemProx.MAX_GROUPS && lambda > 0;
         int[] order = new int[ps];
+        double[] inverse = new double[ps];
         for (int p = 0; p < partition.problems(); p++) {
             int base = p * ps;
             for (int j = 0; j < ps; j++) {
@@ -155,7 +156,7 @@ public final class ExactKProjection {
             }
             int nz;
             if (small) {
-                nz = SmallProblemProx.solve(a, ps, kk, lambda * d, scale, order);
+                nz = SmallProblemProx.solve(a, ps, kk, lambda * d, scale, order, inverse);
             } else {
                 ws.seed(ProxWorkspace.mix(seed, p));
                 Wgsef.proxKernel(a, dd, 0, ps, kk, lambda, finder, ws, scale, u, nonzero, tau);

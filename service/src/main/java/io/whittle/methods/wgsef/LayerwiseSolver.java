@@ -31,6 +31,11 @@ import java.util.OptionalDouble;
  *
  * <p>Everything is seeded (the power iteration and the random-pivot root finder), and the same inputs give
  * byte-identical outputs for a fixed BLAS thread count.
+ *
+ * <p><b>Cost.</b> One FISTA iteration is one SGEMM rows x cols x cols per member plus O(rows x cols) passes (the
+ * prox included); each stage adds one refit and one SGEMM to score it. Memory: about ten rows x cols float arrays on
+ * the heap (W, the FISTA iterates, the best and current candidates, scratch) and two off-heap product buffers per
+ * member, besides the caller's {@link Gram}s. Instances are immutable and may be shared across threads.
  */
 public final class LayerwiseSolver implements GroupSolver {
 
@@ -42,10 +47,11 @@ public final class LayerwiseSolver implements GroupSolver {
      * @param lambdaGrowth      factor between stages (> 1; default 3)
      * @param maxStages         stages after the starting point (>= 1; default 12)
      * @param maxIterations     FISTA iterations per stage (>= 1; default 300)
-     * @param tolerance         stop a stage when ||x+ - x|| <= tolerance ||x+|| (>= 0; default 1e-6)
+     * @param tolerance         stop a stage when ||x+ - x|| &lt;= tolerance ||x+|| (&gt;= 0; default 1e-6)
      * @param powerIterations   power-iteration steps for lambda_max(H) (>= 1; default 50)
      * @param refitIterations   masked-FISTA iterations when the exact refit is too expensive (>= 1; default 300)
-     * @param exactRefitFlops   flop budget per member for exact Cholesky refits (>= 0; default 2e11)
+     * @param exactRefitFlops   exact Cholesky refits always run below this many flops per member, and above it when
+     *                          cheaper than {@code refitIterations} masked iterations (>= 0; default 2e11)
      * @param rootFinder        prox root finder (default random pivot)
      * @param seed              seed of the power iteration and the pivots
      */

@@ -2,12 +2,12 @@ package io.whittle.methods.wgsef;
 
 /**
  * The three exact root finders of wgsef.md §2.4 for
- * <pre>  h(tau) = sum_j clip(alpha_j tau - beta_j, 0, 1) - k,   alpha_j > 0, beta_j >= 0,  1 <= k < n</pre>
+ * <pre>  h(tau) = sum_j clip(alpha_j tau - beta_j, 0, 1) - k,   alpha_j &gt; 0, beta_j &gt;= 0,  1 &lt;= k &lt; n</pre>
  * (alpha_j = b_j, beta_j = lambda d_j for the prox; beta_j = 0 for the value). h is continuous, nondecreasing and
  * piecewise linear with breakpoints lo_j = beta_j / alpha_j and hi_j = (1 + beta_j) / alpha_j.
  *
  * <p>Each finder returns some root tau*; {@link Wgsef} then classifies the groups at tau* against their
- * breakpoints (SAT: tau* >= hi_j, ZERO: tau* <= lo_j, MID otherwise) and finishes in closed form,
+ * breakpoints (SAT: tau* &gt;= hi_j, ZERO: tau* &lt;= lo_j, MID otherwise) and finishes in closed form,
  * tau = (k - |SAT| + sum_MID beta) / sum_MID alpha, or, when MID is empty (h flat at 0, the gap case), with the
  * midpoint of the flat interval. The three finders therefore give the same u up to rounding, which the tests check.
  * <ul>

@@ -21,7 +21,7 @@ final class SmallProblemProx {
      * Scales c_j of groups [0, m) with norms {@code a} (finite, >= 0), common weight product {@code lam} = lambda d > 0
      * and level k; {@code order} is scratch of at least m ints. Returns the number of non-zero output groups.
      */
-    static int solve(double[] a, int m, int k, double lam, double[] scale, int[] order) {
+    static int solve(double[] a, int m, int k, double lam, double[] scale, int[] order, double[] inverse) {
         int p = 0;
         for (int j = 0; j < m; j++) {
             if (a[j] > 0) {
@@ -37,6 +37,9 @@ final class SmallProblemProx {
             }
             return p;
         }
+        for (int i = 0; i < p; i++) {
+            inverse[order[i]] = 1 / a[order[i]]; // breakpoints as products: lo = lam / a, hi = (1 + lam) / a
+        }
         for (int i = 1; i < p; i++) { // descending by norm
             int v = order[i];
             int j = i - 1;
@@ -51,8 +54,8 @@ final class SmallProblemProx {
         double sumMid = 0;
         double tau = Double.NaN;
         while (true) {
-            double qLo = t < p ? lam / a[order[t]] : Double.POSITIVE_INFINITY;
-            double qHi = s < t ? (1 + lam) / a[order[s]] : Double.POSITIVE_INFINITY;
+            double qLo = t < p ? lam * inverse[order[t]] : Double.POSITIVE_INFINITY;
+            double qHi = s < t ? (1 + lam) * inverse[order[s]] : Double.POSITIVE_INFINITY;
             double q = Math.min(qLo, qHi);
             if (t == s) {
                 if (s >= k) {

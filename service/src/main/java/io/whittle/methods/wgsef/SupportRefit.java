@@ -14,9 +14,9 @@ import java.util.BitSet;
  *   <li>each partially kept row-tile with kept columns T is refit exactly, W'_T = (W H~)_{:,T} (H~_{T,T})^{-1},
  *       by one FP64 Cholesky (LAPACK dpotrf/dpotrs) shared by the tile's rows. For {@code columns}, heads of
  *       o_proj and the down projection of {@code mlp-channels} that is a single factorisation;</li>
- *   <li>when the factorisations would cost more than a flop budget (N:M on large matrices gives every row its own
- *       support), the same problem is solved by masked accelerated gradient descent (FISTA with projection onto the
- *       support), started from W restricted to the support.</li>
+ *   <li>when the factorisations would cost more than both a flop budget and the alternative below (N:M on large
+ *       matrices gives every row its own support), the same problem is solved by masked accelerated gradient
+ *       descent (FISTA with projection onto the support), started from W restricted to the support.</li>
  * </ul>
  */
 final class SupportRefit {
@@ -24,7 +24,37 @@ final class SupportRefit {
     private SupportRefit() {
     }
 
+    /**
+     * The refit of one member on the kept groups: exact when its estimated cost is within {@code exactFlopBudget} or
+     * below that of {@code maskedIterations} masked iterations (2 rows cols^2 flops each), masked otherwise.
+     */
     static float[] refit(MemberObjective obj, BitSet kept, double exactFlopBudget, int maskedIterations) {
+        double exact = exactFlops(obj, kept);
+        double masked = maskedIterations * 2.0 * obj.rows * (double) obj.cols * obj.cols;
+        return exact <= Math.max(exactFlopBudget, masked) ? exact(obj, kept) : masked(obj, kept, maskedIterations);
+    }
+
+    /** Estimated flops of the exact refit: a Cholesky and the triangular solves per partially kept row-tile. */
+    static double exactFlops(MemberObjective obj, BitSet kept) {
+        GroupPartition.Member mem = obj.member;
+        int tpr = mem.tilesPerRow();
+        double flops = 0;
+        for (int rt = 0; rt < obj.rows / mem.tileRows(); rt++) {
+            int s = 0;
+            for (int t = 0; t < tpr; t++) {
+                if (kept.get(rt * tpr + t)) {
+                    s += mem.tileCols();
+                }
+            }
+            if (s > 0 && s < obj.cols) {
+                flops += (double) s * s * s / 3 + 2.0 * s * s * mem.tileRows();
+            }
+        }
+        return flops;
+    }
+
+    /** The exact refit: W rows where fully kept, zero where fully removed, one Cholesky per partial row-tile. */
+    static float[] exact(MemberObjective obj, BitSet kept) {
         GroupPartition.Member mem = obj.member;
         int rows = obj.rows;
         int cols = obj.cols;
@@ -33,9 +63,6 @@ final class SupportRefit {
         int tpr = mem.tilesPerRow();
         int rowTiles = rows / tr;
         float[] out = new float[rows * cols];
-        int[] keptCols = new int[rowTiles];
-        double flops = 0;
-        boolean anyPartial = false;
         for (int rt = 0; rt < rowTiles; rt++) {
             int s = 0;
             for (int t = 0; t < tpr; t++) {
@@ -43,26 +70,13 @@ final class SupportRefit {
                     s += tc;
                 }
             }
-            keptCols[rt] = s;
             if (s == cols) {
                 System.arraycopy(obj.w, rt * tr * cols, out, rt * tr * cols, tr * cols);
             } else if (s > 0) {
-                anyPartial = true;
-                flops += (double) s * s * s / 3 + 2.0 * s * s * tr;
+                exactTile(obj, kept, rt, s, out);
             }
         }
-        if (!anyPartial) {
-            return out;
-        }
-        if (flops <= exactFlopBudget) {
-            for (int rt = 0; rt < rowTiles; rt++) {
-                if (keptCols[rt] > 0 && keptCols[rt] < cols) {
-                    exactTile(obj, kept, rt, keptCols[rt], out);
-                }
-            }
-            return out;
-        }
-        return masked(obj, kept, maskedIterations);
+        return out;
     }
 
     private static void exactTile(MemberObjective obj, BitSet kept, int rt, int s, float[] out) {
@@ -134,7 +148,8 @@ final class SupportRefit {
         return true;
     }
 
-    private static float[] masked(MemberObjective obj, BitSet kept, int iterations) {
+    /** The masked-FISTA refit, started from W restricted to the support. */
+    static float[] masked(MemberObjective obj, BitSet kept, int iterations) {
         GroupPartition.Member mem = obj.member;
         int rows = obj.rows;
         int cols = obj.cols;

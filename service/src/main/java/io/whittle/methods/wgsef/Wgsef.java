@@ -20,7 +20,13 @@ import java.util.List;
  * root and the scales are FP64; the float data are touched twice, once to reduce the group norms and once to scale.
  *
  * <p>The array methods work on one problem given its group norms; the {@link GroupPartition} methods apply the
- * operator to whole matrices (every problem of an N:M partition independently).
+ * operator to whole matrices. N:M partitions are many small problems with one weight; they are solved block by block
+ * with {@link SmallProblemProx}, an exact sorted scan that gives the same u as the finders (tested) without their
+ * per-call set-up; the {@code finder} argument applies to problems of more than 16 groups.
+ *
+ * <p>u values within a few ulps of 0 or 1 are snapped to exactly 0 or 1 (see {@code clipSnapped}): at a tie on a
+ * breakpoint their sign is rounding noise, and an exact 0 keeps the non-zero count and the gap report independent of
+ * the finder.
  */
 public final class Wgsef {
 
@@ -194,7 +200,7 @@ public final class Wgsef {
 
     /**
      * The exactly-k gap condition of §2.3(4), checked directly on the breakpoints: there is a set T of k groups with
-     * max_{j in T} (1 + lambda d_j) / b_j <= min_{j not in T} lambda d_j / b_j (zero groups count as +inf on the
+     * max_{j in T} (1 + lambda d_j) / b_j &lt;= min_{j not in T} lambda d_j / b_j (zero groups count as +inf on the
      * right). It holds trivially with at most k non-zero groups, and never with lambda = 0 and more than k. For
      * d = 1 it reads a_[k] >= (1 + 1/lambda) a_[k+1].
      */

@@ -270,8 +270,9 @@ class LayerwiseSolverTest {
         try (MemberObjective o = new MemberObjective(c.partition().members().get(0), c.matrices().get(0), grams.get(0),
                 0.01, 50, 1)) {
             BitSet kept = ExactKProjection.select(c.partition(), 2, c.matrices()).kept();
-            float[] exact = SupportRefit.refit(o, kept, Double.MAX_VALUE, 1);
-            float[] masked = SupportRefit.refit(o, kept, 0, 3000);
+            float[] exact = SupportRefit.exact(o, kept);
+            float[] masked = SupportRefit.masked(o, kept, 3000);
+            assertArrayEquals(exact, SupportRefit.refit(o, kept, 0, 300), 0f, "small problems refit exactly");
             double num = 0;
             double den = 0;
             for (int i = 0; i < exact.length; i++) {

@@ -63,6 +63,7 @@ class RootFinderTest {
     void smallProblemScanAgreesWithTheGenericFinders() {
         Random rnd = new Random(33);
         int[] order = new int[SmallProblemProx.MAX_GROUPS];
+        double[] inverse = new double[SmallProblemProx.MAX_GROUPS];
         for (int t = 0; t < 20000; t++) {
             int m = 1 + rnd.nextInt(SmallProblemProx.MAX_GROUPS);
             double[] a = new double[m];
@@ -77,7 +78,7 @@ class RootFinderTest {
             java.util.Arrays.fill(dd, d);
             Wgsef.ProxScales ref = Wgsef.proxScales(a, dd, k, lambda, RootFinder.SORT_SCAN, 0);
             double[] scale = new double[m];
-            int nonzero = SmallProblemProx.solve(a, m, k, lambda * d, scale, order);
+            int nonzero = SmallProblemProx.solve(a, m, k, lambda * d, scale, order, inverse);
             assertArrayEquals(ref.scale(), scale, 1e-12, "instance " + t);
             assertEquals(ref.nonzero(), nonzero, "instance " + t);
         }

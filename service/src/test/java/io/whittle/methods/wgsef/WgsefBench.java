@@ -156,10 +156,15 @@ public final class WgsefBench {
         return best(reps, () -> { }, r);
     }
 
-    /** Best of {@code reps} timed runs of {@code r} after one warm-up, each preceded by an untimed {@code setup}. */
+    /**
+     * Best of {@code reps} timed runs of {@code r}, each preceded by an untimed {@code setup}, after as many warm-up
+     * runs (at least one) so that the JIT has compiled the loops.
+     */
     private static double best(int reps, Runnable setup, Runnable r) {
-        setup.run();
-        r.run();
+        for (int i = 0; i < Math.max(1, reps); i++) {
+            setup.run();
+            r.run();
+        }
         double best = Double.POSITIVE_INFINITY;
         for (int i = 0; i < Math.max(1, reps); i++) {
             setup.run();
