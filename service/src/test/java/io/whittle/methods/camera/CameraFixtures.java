@@ -66,6 +66,25 @@ final class CameraFixtures {
         return file;
     }
 
+    /** The exact bytes of a tensor. */
+    static byte[] bytes(io.whittle.model.Checkpoint c, String name) {
+        io.whittle.model.safetensors.TensorEntry e = c.entry(name);
+        java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(Math.toIntExact(e.byteLength()));
+        c.file(name).readBytes(e, 0, buf);
+        return buf.array();
+    }
+
+    /** Files directly in a directory, sorted, with their bytes. */
+    static java.util.SortedMap<String, byte[]> files(Path dir) throws IOException {
+        java.util.SortedMap<String, byte[]> out = new java.util.TreeMap<>();
+        try (var s = Files.list(dir)) {
+            for (Path p : s.toList()) {
+                out.put(p.getFileName().toString(), Files.readAllBytes(p));
+            }
+        }
+        return out;
+    }
+
     static JobRunner.JobResult run(String method, Path model, Path calibration, Path eval, Map<String, ?> params, Path out)
             throws Exception {
         JobRequest req = new JobRequest(method, model, calibration, eval, params, out, "cpu", null);
