@@ -8,6 +8,7 @@ import io.whittle.forward.LayerwisePipeline;
 import io.whittle.forward.PipelineResult;
 import io.whittle.model.ModelSpec;
 import io.whittle.model.ModelSpecs;
+import io.whittle.tensor.HostAllocator;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -44,8 +45,9 @@ final class EvalCommand implements Callable<Integer> {
             Files.writeString(windowsOut, Json.write(data.windowsRecord()));
         }
         PipelineResult result;
-        try (Backend b = Backends.create(backend)) {
-            result = Evaluation.evaluate(this.model, data.batch(), b, LayerwisePipeline.Listener.NONE);
+        try (HostAllocator alloc = HostAllocator.root().newChild("eval", Long.MAX_VALUE);
+             Backend b = Backends.create(backend, alloc)) {
+            result = Evaluation.evaluate(this.model, data.batch(), b, alloc, LayerwisePipeline.Listener.NONE);
         }
         ObjectNode node = Json.object();
         node.put("sequences", data.batch().sequenceCount());

@@ -15,6 +15,9 @@ public interface BackendProvider {
     /** The device this provider would use, with {@code usable=false} and the reason when it cannot. */
     DeviceInfo probe();
 
-    /** Makes the backend; only called after a usable probe. */
-    Backend create();
+    /**
+     * Makes the backend; only called after a usable probe. Host memory the backend allocates (all of it, for the
+     * CPU backend) comes from {@code hostAllocator}, so a job's peak covers it.
+     */
+    Backend create(io.whittle.tensor.HostAllocator hostAllocator);
 }

@@ -29,12 +29,17 @@ public final class Backends {
      * unknown fails with the reason, so a job never silently runs somewhere the user did not ask for.
      */
     public static Backend create(String requested) {
+        return create(requested, io.whittle.tensor.HostAllocator.root());
+    }
+
+    /** As {@link #create(String)}, with the host allocator the backend draws from. */
+    public static Backend create(String requested, io.whittle.tensor.HostAllocator hostAllocator) {
         String want = requested == null ? "auto" : requested.trim().toLowerCase();
         List<BackendProvider> providers = providers();
         if (want.equals("auto")) {
             for (BackendProvider p : providers) {
                 if (p.probe().usable()) {
-                    return p.create();
+                    return p.create(hostAllocator);
                 }
             }
             throw new IllegalStateException("no usable compute backend: " + describe(providers));
@@ -45,7 +50,7 @@ public final class Backends {
                 if (!info.usable()) {
                     throw new IllegalStateException("backend '" + want + "' is not usable on this machine: " + info.reason());
                 }
-                return p.create();
+                return p.create(hostAllocator);
             }
         }
         if (want.equals("cuda")) {

@@ -15,9 +15,16 @@ public final class Evaluation {
 
     public static PipelineResult evaluate(Path modelDir, TokenBatch batch, Backend backend,
                                           LayerwisePipeline.Listener listener) {
+        try (HostAllocator alloc = HostAllocator.root().newChild("eval", Long.MAX_VALUE)) {
+            return evaluate(modelDir, batch, backend, alloc, listener);
+        }
+    }
+
+    /** As above, drawing host memory from {@code alloc} (give the backend the same one to see the whole peak). */
+    public static PipelineResult evaluate(Path modelDir, TokenBatch batch, Backend backend, HostAllocator alloc,
+                                          LayerwisePipeline.Listener listener) {
         ModelSpec spec = ModelSpecs.load(modelDir);
-        try (Checkpoint checkpoint = Checkpoint.open(modelDir);
-             HostAllocator alloc = HostAllocator.root().newChild("eval", Long.MAX_VALUE)) {
+        try (Checkpoint checkpoint = Checkpoint.open(modelDir)) {
             spec.requireValid(checkpoint);
             return LayerwisePipeline.run(spec, checkpoint, backend, batch, LayerVisitor.NONE,
                     LayerwisePipeline.Options.evaluation(alloc), listener);

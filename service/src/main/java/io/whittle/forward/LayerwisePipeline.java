@@ -41,11 +41,14 @@ public final class LayerwisePipeline {
     public record Options(Mode mode, int maxGroupTokens, boolean computeNll, HostAllocator allocator,
                           BooleanSupplier cancelled) {
         public static Options evaluation(HostAllocator allocator) {
-            return new Options(Mode.SEQUENTIAL, 8192, true, allocator, () -> false);
+            return new Options(Mode.SEQUENTIAL, DEFAULT_GROUP_TOKENS, true, allocator, () -> false);
         }
     }
 
     private static final int LOGIT_ROWS = 256;
+
+    /** Rows per forward group: large enough for efficient GEMMs, small enough to bound activation memory. */
+    public static final int DEFAULT_GROUP_TOKENS = 4096;
 
     private LayerwisePipeline() {
     }
@@ -56,16 +59,18 @@ public final class LayerwisePipeline {
         Map<String, Double> seconds = new LinkedHashMap<>();
         long t0 = System.nanoTime();
         listener.stage("embed", -1, spec.numLayers());
-        try (FloatTensor h0 = Embeddings.lookup(spec, checkpoint, batch, alloc)) {
-            seconds.merge("embed", secondsSince(t0), Double::sum);
-            return runFrom(spec, checkpoint, backend, batch, h0, visitor, options, listener, seconds);
-        }
+        FloatTensor h0 = Embeddings.lookup(spec, checkpoint, batch, alloc);
+        seconds.merge("embed", secondsSince(t0), Double::sum);
+        return runFrom(spec, checkpoint, backend, batch, h0, true, visitor, options, listener, seconds);
     }
 
-    /** As {@link #run}, from given input embeddings (multimodal models put image features into them). */
+    /**
+     * As {@link #run}, from given input embeddings (multimodal models put image features into them); with
+     * {@code closeInputs} the embeddings are released as soon as they are on the backend.
+     */
     public static PipelineResult runFrom(ModelSpec spec, Checkpoint checkpoint, Backend backend, TokenBatch batch,
-                                         FloatTensor inputsEmbeds, LayerVisitor visitor, Options options, Listener listener,
-                                         Map<String, Double> seconds) {
+                                         FloatTensor inputsEmbeds, boolean closeInputs, LayerVisitor visitor, Options options,
+                                         Listener listener, Map<String, Double> seconds) {
         HostAllocator alloc = options.allocator();
         int layers = spec.numLayers();
         Shape hiddenShape = Shape.of(batch.totalTokens(), spec.hiddenSize());
@@ -74,6 +79,10 @@ public final class LayerwisePipeline {
         try {
             try (Tensor up = backend.upload(inputsEmbeds)) {
                 backend.copy(up, 0, hidden, 0, hiddenShape.numel());
+            } finally {
+                if (closeInputs) {
+                    inputsEmbeds.close();
+                }
             }
             for (int l = 0; l < layers; l++) {
                 if (options.cancelled().getAsBoolean()) {

@@ -128,7 +128,7 @@ public final class JobContext {
 
     /** Pipeline options for this job: the given mode, this job's allocator and cancellation. */
     public LayerwisePipeline.Options pipelineOptions(LayerwisePipeline.Mode mode, boolean computeNll) {
-        return new LayerwisePipeline.Options(mode, 8192, computeNll, allocator, cancelled);
+        return new LayerwisePipeline.Options(mode, LayerwisePipeline.DEFAULT_GROUP_TOKENS, computeNll, allocator, cancelled);
     }
 
     /**

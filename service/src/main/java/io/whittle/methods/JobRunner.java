@@ -90,7 +90,7 @@ public final class JobRunner {
         try (Checkpoint checkpoint = Checkpoint.open(req.model());
              HostAllocator alloc = HostAllocator.root().newChild("job", Long.MAX_VALUE);
              CheckpointWriter output = CheckpointWriter.create(req.output(), CheckpointWriter.DEFAULT_MAX_SHARD_BYTES);
-             Backend backend = Backends.create(req.backend())) {
+             Backend backend = Backends.create(req.backend(), alloc)) {
             spec.requireValid(checkpoint);
             CalibrationData.Loaded calib = req.calibration() == null ? null
                     : CalibrationData.load(req.calibration(), spec.vocabSize(), req.model(), req.sampling());
@@ -110,11 +110,11 @@ public final class JobRunner {
             if (eval != null) {
                 evalNode = JSON.createObjectNode();
                 t = System.nanoTime();
-                evalNode.set("before", evalJson(Evaluation.evaluate(req.model(), eval, backend,
+                evalNode.set("before", evalJson(Evaluation.evaluate(req.model(), eval, backend, alloc,
                         (s, l, n) -> progress.update("eval-before", l, n, l < 0 ? 0 : (double) l / n)), eval));
                 if (ctx.modelWritten()) {
                     ctx.checkCancelled();
-                    evalNode.set("after", evalJson(Evaluation.evaluate(output.stagingDirectory(), eval, backend,
+                    evalNode.set("after", evalJson(Evaluation.evaluate(output.stagingDirectory(), eval, backend, alloc,
                             (s, l, n) -> progress.update("eval-after", l, n, l < 0 ? 0 : (double) l / n)), eval));
                 }
                 ctx.addStageSeconds("eval", (System.nanoTime() - t) / 1e9);

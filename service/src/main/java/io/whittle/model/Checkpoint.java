@@ -17,6 +17,8 @@ import java.util.Map;
 import java.util.Set;
 import java.util.stream.Stream;
 import tools.jackson.core.JacksonException;
+import tools.jackson.core.StreamReadFeature;
+import tools.jackson.core.exc.StreamReadException;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
@@ -31,7 +33,10 @@ public final class Checkpoint implements AutoCloseable {
     public static final String INDEX_FILE = "model.safetensors.index.json";
     public static final String SINGLE_FILE = "model.safetensors";
 
-    private static final JsonMapper JSON = JsonMapper.builder().build();
+    /** Strict: a tensor listed twice in weight_map (possibly under two shards) is an error, not "last wins". */
+    private static final JsonMapper JSON = JsonMapper.builder()
+            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+            .build();
 
     private final Path directory;
     private final List<SafetensorsFile> files;
@@ -51,7 +56,7 @@ public final class Checkpoint implements AutoCloseable {
             SafetensorsFile f = SafetensorsFile.open(path);
             Map<String, SafetensorsFile> map = new LinkedHashMap<>();
             f.entries().keySet().forEach(n -> map.put(n, f));
-            return new Checkpoint(path.getParent(), List.of(f), map);
+            return new Checkpoint(path.toAbsolutePath().getParent(), List.of(f), map);
         }
         Path index = path.resolve(INDEX_FILE);
         if (Files.exists(index)) {
@@ -73,6 +78,12 @@ public final class Checkpoint implements AutoCloseable {
             root = JSON.readTree(Files.readString(index));
         } catch (IOException e) {
             throw new ModelConfigException(index + ": cannot read: " + e.getMessage(), e);
+        } catch (StreamReadException e) {
+            String msg = e.getOriginalMessage();
+            if (msg != null && msg.startsWith("Duplicate Object property")) {
+                throw new ModelConfigException(index + ": a key is listed twice (" + msg + "); a tensor must map to exactly one shard", e);
+            }
+            throw new ModelConfigException(index + ": invalid JSON: " + msg, e);
         } catch (JacksonException e) {
             throw new ModelConfigException(index + ": invalid JSON: " + e.getOriginalMessage(), e);
         }

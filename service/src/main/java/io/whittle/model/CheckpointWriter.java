@@ -61,6 +61,9 @@ public final class CheckpointWriter implements AutoCloseable {
 
     /** Fails at once when {@code target} exists and is not an empty directory, before any work is done. */
     public static CheckpointWriter create(Path target, long maxShardBytes) {
+        if (maxShardBytes <= 0) {
+            throw new IllegalArgumentException("max shard size must be positive, got " + maxShardBytes);
+        }
         Path abs = target.toAbsolutePath().normalize();
         requireWritableTarget(abs);
         Path parent = abs.getParent();
@@ -99,10 +102,20 @@ public final class CheckpointWriter implements AutoCloseable {
 
     /** Writes a group of tensors as one shard, or several when the group exceeds the shard size cap. */
     public void writeTensors(List<? extends TensorSource> group) {
+        writeTensors(group, SHARD_METADATA);
+    }
+
+    /**
+     * Like {@link #writeTensors(List)}, with {@code metadata} in the {@code __metadata__} of every shard of this
+     * group (e.g. a quantized format's scheme); {@code "format": "pt"} is added unless given.
+     */
+    public void writeTensors(List<? extends TensorSource> group, Map<String, String> metadata) {
         assertOpen();
         if (sealed) {
             throw new IllegalStateException("checkpoint " + target + " is sealed; no more tensors can be written");
         }
+        Map<String, String> meta = new TreeMap<>(SHARD_METADATA);
+        meta.putAll(metadata);
         List<TensorSource> current = new ArrayList<>();
         long bytes = 0;
         for (TensorSource t : group) {
@@ -110,7 +123,7 @@ public final class CheckpointWriter implements AutoCloseable {
                 throw new IllegalArgumentException("tensor '" + t.name() + "' written twice to " + target);
             }
             if (!current.isEmpty() && bytes + t.byteLength() > maxShardBytes) {
-                flush(current, bytes);
+                flush(current, bytes, meta);
                 current = new ArrayList<>();
                 bytes = 0;
             }
@@ -118,13 +131,13 @@ public final class CheckpointWriter implements AutoCloseable {
             bytes += t.byteLength();
         }
         if (!current.isEmpty()) {
-            flush(current, bytes);
+            flush(current, bytes, meta);
         }
     }
 
-    private void flush(List<TensorSource> tensors, long bytes) {
+    private void flush(List<TensorSource> tensors, long bytes, Map<String, String> metadata) {
         Path file = staging.resolve(String.format("shard-%05d.safetensors", shards.size() + 1));
-        long total = SafetensorsWriter.write(file, tensors, SHARD_METADATA);
+        long total = SafetensorsWriter.write(file, tensors, metadata);
         shards.add(new Shard(file, tensors.stream().map(TensorSource::name).toList(), total));
     }
 

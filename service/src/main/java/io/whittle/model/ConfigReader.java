@@ -32,10 +32,14 @@ final class ConfigReader {
             return dflt;
         }
         JsonNode v = node.get(field);
-        if (!v.isIntegralNumber() && !(v.isNumber() && v.asDouble() == Math.rint(v.asDouble()))) {
-            throw new ModelConfigException(where + ": field '" + field + "' must be an integer, got " + v);
+        if (v.isIntegralNumber() && v.canConvertToInt()) {
+            return v.intValue();
         }
-        return v.asInt();
+        if (v.isFloatingPointNumber() && v.doubleValue() == Math.rint(v.doubleValue())
+                && Math.abs(v.doubleValue()) <= Integer.MAX_VALUE) {
+            return (int) v.doubleValue(); // e.g. 4096.0 from a config written by a float-happy tool
+        }
+        throw new ModelConfigException(where + ": field '" + field + "' must be an integer (32-bit), got " + v);
     }
 
     Integer getIntOrNull(String field) {
@@ -85,10 +89,10 @@ final class ConfigReader {
             throw new ModelConfigException(where + ": field '" + field + "' must be a list of integers, got " + v);
         }
         for (JsonNode e : v) {
-            if (!e.isIntegralNumber()) {
+            if (!e.isIntegralNumber() || !e.canConvertToInt()) {
                 throw new ModelConfigException(where + ": field '" + field + "' must be a list of integers, got " + v);
             }
-            out.add(e.asInt());
+            out.add(e.intValue());
         }
         return out;
     }

@@ -62,8 +62,8 @@ public final class ModelSpecs {
         }
         Family family = Family.fromModelType(modelType);
         return switch (family) {
-            case LLAMA -> decoder(family, c, config, llamaDefaults(), "model.", "lm_head.weight", List.of(), null);
-            case MIXTRAL, QWEN2_MOE, QWEN3_MOE, OLMOE, DEEPSEEK -> decoder(family, c, config, defaults(family), "model.",
+            case LLAMA -> decoder(family, c, c, config, llamaDefaults(), "model.", "lm_head.weight", List.of(), null);
+            case MIXTRAL, QWEN2_MOE, QWEN3_MOE, OLMOE, DEEPSEEK -> decoder(family, c, c, config, defaults(family), "model.",
                     "lm_head.weight", List.of(), null);
             case LLAVA -> llava(c, config);
             case QWEN2_VL -> qwen2Vl(c, config);
@@ -92,8 +92,12 @@ public final class ModelSpecs {
         };
     }
 
-    private static ModelSpec decoder(Family family, ConfigReader c, JsonNode raw, Defaults d, String prefix, String lmHead,
-                                     List<TensorShape> extra, Integer imageTokenId) {
+    /**
+     * The decoder spec from {@code c} (the top-level config, or the {@code text_config} of a multimodal one);
+     * {@code top} is the top-level config, whose {@code torch_dtype} is the one transformers loads with.
+     */
+    private static ModelSpec decoder(Family family, ConfigReader c, ConfigReader top, JsonNode raw, Defaults d, String prefix,
+                                     String lmHead, List<TensorShape> extra, Integer imageTokenId) {
         String act = c.getString("hidden_act", "silu");
         if (!act.equals("silu")) {
             throw new ModelConfigException(c.where() + ": hidden_act '" + act + "' is not supported (only silu, as in every "
@@ -196,12 +200,19 @@ public final class ModelSpecs {
             default -> {
             }
         }
-        if (moe != null && (moe.topK() > moe.experts())) {
+        if (moe != null && !moeLayers.isEmpty() && moe.topK() > moe.experts()) {
             throw new ModelConfigException(c.where() + ": num_experts_per_tok " + moe.topK() + " exceeds the " + moe.experts() + " experts");
         }
-        DType dtype = DType.fromTorchDtype(c.getString("torch_dtype", c.getString("dtype", null))).orElse(DType.BF16);
+        DType dtype = DType.fromTorchDtype(torchDtype(top))
+                .or(() -> DType.fromTorchDtype(torchDtype(c)))
+                .orElse(DType.BF16);
         return new ModelSpec(family, prefix, lmHead, vocab, hidden, layers, heads, kvHeads, headDim, intermediate, eps, theta,
                 tie, qkvBias, qkNorm, moe, moeLayers, dtype, extra, imageTokenId, raw);
+    }
+
+    /** {@code torch_dtype}, or {@code dtype} as transformers v5 spells it; null when neither is given. */
+    private static String torchDtype(ConfigReader c) {
+        return c.getString("torch_dtype", c.getString("dtype", null));
     }
 
     private static ModelSpec llava(ConfigReader c, JsonNode raw) {
@@ -215,9 +226,9 @@ public final class ModelSpecs {
         if (!visionType.equals("clip_vision_model")) {
             throw new ModelConfigException(c.where() + ": llava vision_config.model_type '" + visionType + "' is not supported (CLIP only)");
         }
-        // the text model reads torch_dtype from the top level when the text_config omits it
-        ModelSpec lm = decoder(Family.LLAVA, text, raw, llamaDefaults(), "language_model.model.", "language_model.lm_head.weight",
-                List.of(), null);
+        // sizes come from text_config alone (LlamaConfig defaults fill the gaps); the dtype from the top level
+        ModelSpec lm = decoder(Family.LLAVA, text, c, raw, llamaDefaults(), "language_model.model.",
+                "language_model.lm_head.weight", List.of(), null);
         List<TensorShape> extra = new ArrayList<>();
         int vh = positive(vision, "hidden_size", 768);
         int vi = positive(vision, "intermediate_size", 3072);
@@ -262,13 +273,16 @@ public final class ModelSpecs {
             extra.add(new TensorShape("multi_modal_projector.linear_2.bias", Shape.of(th)));
         }
         Integer imageToken = c.has("image_token_index") ? c.getInt("image_token_index", 32000) : c.getInt("image_token_id", 32000);
-        return decoder(Family.LLAVA, text, raw, llamaDefaults(), "language_model.model.", "language_model.lm_head.weight",
+        return decoder(Family.LLAVA, text, c, raw, llamaDefaults(), "language_model.model.", "language_model.lm_head.weight",
                 extra, imageToken);
     }
 
     private static ModelSpec qwen2Vl(ConfigReader c, JsonNode raw) {
         // Qwen2VLConfig defaults (the 72B shape); M-RoPE reduces to ordinary RoPE for text-only calibration
         Defaults d = new Defaults(152064, 8192, 29568, 80, 64, 8, 1e-5, 1e6, 0, 0, 0, 0, false, true);
+        // Newer transformers (Qwen2VLTextConfig) save the LM fields under text_config, which then wins over the
+        // top level; older files (the hub's) keep them at the top level.
+        ConfigReader text = c.has("text_config") ? c.child("text_config") : c;
         ConfigReader vision = c.child("vision_config");
         int depth = positive(vision, "depth", 32);
         int embed = positive(vision, "embed_dim", 1280);
@@ -277,8 +291,8 @@ public final class ModelSpecs {
         int temporal = positive(vision, "temporal_patch_size", 2);
         int merge = positive(vision, "spatial_merge_size", 2);
         int channels = positive(vision, "in_chans", vision.getInt("in_channels", 3));
-        int lmHidden = positive(c, "hidden_size", d.hidden());
-        int outHidden = positive(vision, "hidden_size", lmHidden);
+        // Qwen2VLVisionConfig.hidden_size (the merger's output width) defaults to 3584, whatever the LM width
+        int outHidden = positive(vision, "hidden_size", 3584);
         List<TensorShape> extra = new ArrayList<>();
         extra.add(new TensorShape("visual.patch_embed.proj.weight", Shape.of(embed, channels, temporal, patch, patch)));
         for (int m = 0; m < depth; m++) {
@@ -304,13 +318,25 @@ public final class ModelSpecs {
         extra.add(new TensorShape("visual.merger.mlp.2.weight", Shape.of(outHidden, mergedDim)));
         extra.add(new TensorShape("visual.merger.mlp.2.bias", Shape.of(outHidden)));
         Integer imageToken = c.has("image_token_id") ? c.getInt("image_token_id", 151655) : 151655;
-        return decoder(Family.QWEN2_VL, c, raw, d, "model.", "lm_head.weight", extra, imageToken);
+        return decoder(Family.QWEN2_VL, text, c, raw, d, "model.", "lm_head.weight", extra, imageToken);
     }
 
     private static void checkRopeScaling(ConfigReader c, Family family) {
         JsonNode scaling = c.raw("rope_scaling");
+        boolean v5 = false;
+        if (scaling == null || scaling.isNull()) {
+            scaling = c.raw("rope_parameters"); // transformers v5 spelling; holds rope_theta too
+            v5 = true;
+        }
         if (scaling == null || scaling.isNull()) {
             return;
+        }
+        if (!scaling.isObject()) {
+            throw new ModelConfigException(c.where() + ": " + (v5 ? "rope_parameters" : "rope_scaling") + " must be an object, got "
+                    + scaling);
+        }
+        if (v5 && !scaling.has("rope_type") && !scaling.has("type")) {
+            return; // rope_parameters with only rope_theta: plain RoPE
         }
         String type = scaling.has("rope_type") ? scaling.get("rope_type").asString("") : scaling.path("type").asString("");
         if (family == Family.QWEN2_VL && (type.equals("mrope") || type.equals("default"))) {

@@ -5,7 +5,9 @@ import java.util.Optional;
 
 /**
  * Element types of safetensors files, named as the format names them. Whittle computes in fp32; the float
- * types here convert to and from fp32 ({@link FloatFormats}), F8_E4M3 only for reading.
+ * types here convert to and from fp32 ({@link FloatFormats}), F8_E4M3 only for reading. The constants are declared
+ * in the order of the reference implementation's {@code Dtype} enum (ascending element size); the writer's
+ * tensor order depends on it.
  */
 public enum DType {
     BOOL("BOOL", 1, false),

@@ -2,6 +2,7 @@ package io.whittle.tensor;
 
 import static io.whittle.tensor.UnsafeMemory.UNSAFE;
 
+import java.util.Objects;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -90,11 +91,20 @@ public final class FloatTensor implements Tensor {
     }
 
     public float get(long row, long col) {
-        return get(row * shape.cols() + col);
+        return get(flatIndex(row, col));
     }
 
     public void set(long row, long col, float v) {
-        set(row * shape.cols() + col, v);
+        set(flatIndex(row, col), v);
+    }
+
+    /** Checks the column too: an overlong column would otherwise silently read the next row. */
+    private long flatIndex(long row, long col) {
+        long cols = shape.cols();
+        if (col < 0 || col >= cols || row < 0 || row >= shape.rows()) {
+            throw new IndexOutOfBoundsException("element (" + row + ", " + col + ") out of bounds for tensor " + shape);
+        }
+        return row * cols + col;
     }
 
     public void fill(float v) {
@@ -105,11 +115,13 @@ public final class FloatTensor implements Tensor {
     }
 
     public void copyFrom(float[] src, int srcPos, long dstPos, int length) {
+        Objects.checkFromIndexSize(srcPos, length, src.length); // a raw copy past the array would corrupt the heap
         checkRange(dstPos, length);
         UNSAFE.copyMemory(src, UnsafeMemory.FLOAT_ARRAY_BASE + 4L * srcPos, null, address + 4 * dstPos, 4L * length);
     }
 
     public void copyTo(long srcPos, float[] dst, int dstPos, int length) {
+        Objects.checkFromIndexSize(dstPos, length, dst.length);
         checkRange(srcPos, length);
         UNSAFE.copyMemory(null, address + 4 * srcPos, dst, UnsafeMemory.FLOAT_ARRAY_BASE + 4L * dstPos, 4L * length);
     }

@@ -81,7 +81,6 @@ public final class HostAllocator implements AutoCloseable {
             throw new OutOfMemoryError(name + " - allocating " + bytes + " bytes for " + label + " would exceed the limit of "
                     + limit + " bytes (allocated=" + (now - bytes) + ", peak=" + peak.get() + ")");
         }
-        peak.accumulateAndGet(now, Math::max);
         if (parent != null) {
             try {
                 parent.reserve(bytes, label);
@@ -90,6 +89,7 @@ public final class HostAllocator implements AutoCloseable {
                 throw e;
             }
         }
+        peak.accumulateAndGet(now, Math::max); // only once the whole chain has granted it
     }
 
     private void release(long bytes) {

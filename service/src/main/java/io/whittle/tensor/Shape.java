@@ -45,9 +45,13 @@ public final class Shape {
         return n;
     }
 
-    /** Rows of a matrix view: the product of every dimension but the last (1 for a vector). */
+    /** Rows of a matrix view: the product of every dimension but the last (1 for a vector or a scalar). */
     public long rows() {
-        return dims.length == 0 ? 1 : numel() / Math.max(1, dims[dims.length - 1]);
+        long n = 1;
+        for (int i = 0; i < dims.length - 1; i++) { // not numel / cols: a [5, 0] tensor still has 5 rows
+            n = Math.multiplyExact(n, dims[i]);
+        }
+        return n;
     }
 
     /** Columns of a matrix view: the last dimension. */

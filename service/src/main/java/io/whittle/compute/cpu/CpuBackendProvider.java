@@ -29,7 +29,7 @@ public final class CpuBackendProvider implements BackendProvider {
     }
 
     @Override
-    public Backend create() {
-        return new CpuBackend();
+    public Backend create(io.whittle.tensor.HostAllocator hostAllocator) {
+        return new CpuBackend(hostAllocator);
     }
 }

@@ -9,6 +9,8 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -16,12 +18,17 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import tools.jackson.core.JacksonException;
-import tools.jackson.core.StreamReadFeature;
+import tools.jackson.core.JsonParser;
+import tools.jackson.core.JsonToken;
+import tools.jackson.databind.DeserializationFeature;
 import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.ObjectReader;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
@@ -35,9 +42,14 @@ public final class SafetensorsFile implements AutoCloseable {
     /** The reference implementation's cap on the JSON header. */
     public static final long MAX_HEADER_BYTES = 100_000_000L;
 
+    /** Strict about repeated keys inside a tensor entry; repeated tensor names are caught while parsing. */
     static final JsonMapper JSON = JsonMapper.builder()
-            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+            .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
             .build();
+
+    /** Reads one value of the header; the rest of the header follows it, so trailing tokens are expected. */
+    private static final ObjectReader VALUE_READER = JSON.readerFor(JsonNode.class)
+            .without(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     private static final int CHUNK_BYTES = 8 << 20;
 
@@ -96,55 +108,73 @@ public final class SafetensorsFile implements AutoCloseable {
         }
         ByteBuffer headerBuf = ByteBuffer.allocate((int) headerLen);
         readFully(path, channel, headerBuf, 8);
-        String headerText = new String(headerBuf.array(), StandardCharsets.UTF_8);
+        String headerText;
+        try {
+            // the reference reader rejects invalid UTF-8; a lenient decoder would silently substitute U+FFFD
+            headerText = StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(headerBuf.flip()).toString();
+        } catch (CharacterCodingException e) {
+            throw new SafetensorsException(path, "invalid header: not valid UTF-8");
+        }
         if (!headerText.startsWith("{")) {
             throw new SafetensorsException(path, "invalid header: JSON must start with '{'");
-        }
-        JsonNode root;
-        try {
-            root = JSON.readTree(headerText);
-        } catch (JacksonException e) {
-            throw new SafetensorsException(path, "invalid header JSON: " + e.getOriginalMessage(), e);
-        }
-        if (root == null || !root.isObject()) {
-            throw new SafetensorsException(path, "invalid header: not a JSON object");
         }
         long dataStart = 8 + headerLen;
         Map<String, String> metadata = new LinkedHashMap<>();
         List<TensorEntry> list = new ArrayList<>();
-        for (Map.Entry<String, JsonNode> field : root.properties()) {
-            String name = field.getKey();
-            JsonNode node = field.getValue();
-            if (name.equals("__metadata__")) {
-                if (!node.isObject()) {
-                    throw new SafetensorsException(path, "__metadata__ must be a map of strings to strings");
-                }
-                for (Map.Entry<String, JsonNode> m : node.properties()) {
-                    if (!m.getValue().isString()) {
-                        throw new SafetensorsException(path, "__metadata__ value of '" + m.getKey() + "' is not a string");
-                    }
-                    metadata.put(m.getKey(), m.getValue().stringValue());
-                }
-                continue;
+        Set<String> seen = new HashSet<>();
+        // Top-level properties are walked by hand so that a repeated name is reported as such (a tree would
+        // keep only the last one); the value of each is then read as a tree.
+        try (JsonParser parser = JSON.createParser(headerText)) {
+            if (parser.nextToken() != JsonToken.START_OBJECT) {
+                throw new SafetensorsException(path, "invalid header: not a JSON object");
             }
-            list.add(parseEntry(path, name, node, dataStart));
+            JsonToken token;
+            while ((token = parser.nextToken()) == JsonToken.PROPERTY_NAME) {
+                String name = parser.currentName();
+                if (!seen.add(name)) {
+                    throw new SafetensorsException(path, name.equals("__metadata__") ? "duplicate '__metadata__' entry"
+                            : "duplicate tensor name '" + name + "' in the header");
+                }
+                parser.nextToken();
+                JsonNode node = VALUE_READER.readValue(parser);
+                if (name.equals("__metadata__")) {
+                    parseMetadata(path, node, metadata);
+                } else {
+                    list.add(parseEntry(path, name, node, dataStart));
+                }
+            }
+            if (token != JsonToken.END_OBJECT) {
+                throw new SafetensorsException(path, "invalid header JSON: unexpected " + token);
+            }
+            if (parser.nextToken() != null) {
+                throw new SafetensorsException(path, "invalid header JSON: trailing content after the header object");
+            }
+        } catch (JacksonException e) {
+            throw new SafetensorsException(path, "invalid header JSON: " + e.getOriginalMessage(), e);
         }
         List<TensorEntry> sorted = new ArrayList<>(list);
         sorted.sort(Comparator.comparingLong(TensorEntry::begin).thenComparingLong(TensorEntry::end));
         long expected = 0;
+        TensorEntry previous = null;
         for (TensorEntry e : sorted) {
             if (e.begin() != expected) {
-                String what = e.begin() < expected ? "overlaps the previous tensor" : "leaves a hole before it";
+                String what = e.begin() < expected
+                        ? "overlap tensor '" + previous.name() + "' [" + previous.begin() + ", " + previous.end() + "]"
+                        : "leave a hole of " + (e.begin() - expected) + " bytes before it (the data must be contiguous)";
                 throw new SafetensorsException(path, "tensor '" + e.name() + "': data_offsets [" + e.begin() + ", " + e.end()
-                        + "] " + what + " (expected to start at " + expected + ")");
+                        + "] " + what + "; expected it to start at " + expected);
             }
             expected = e.end();
+            previous = e;
         }
         long dataLen = fileSize - dataStart;
         if (expected > dataLen) {
             TensorEntry last = sorted.get(sorted.size() - 1);
-            throw new SafetensorsException(path, "truncated file: tensor '" + last.name() + "' ends at data offset " + expected
-                    + " but the data section has only " + dataLen + " bytes");
+            throw new SafetensorsException(path, "tensor '" + last.name() + "': data_offsets [" + last.begin() + ", " + last.end()
+                    + "] are out of range: the data section has only " + dataLen + " bytes (truncated file or corrupt header)");
         }
         if (expected < dataLen) {
             throw new SafetensorsException(path, "data section has " + (dataLen - expected)
@@ -158,6 +188,21 @@ public final class SafetensorsFile implements AutoCloseable {
                 Collections.unmodifiableMap(metadata));
     }
 
+    private static void parseMetadata(Path path, JsonNode node, Map<String, String> metadata) {
+        if (node.isNull()) {
+            return; // the reference reader treats a null __metadata__ as absent
+        }
+        if (!node.isObject()) {
+            throw new SafetensorsException(path, "__metadata__ must be a map of strings to strings, got " + node.getNodeType());
+        }
+        for (Map.Entry<String, JsonNode> m : node.properties()) {
+            if (!m.getValue().isString()) {
+                throw new SafetensorsException(path, "__metadata__ value of '" + m.getKey() + "' is not a string: " + m.getValue());
+            }
+            metadata.put(m.getKey(), m.getValue().stringValue());
+        }
+    }
+
     private static TensorEntry parseEntry(Path path, String name, JsonNode node, long dataStart) {
         if (!node.isObject()) {
             throw new SafetensorsException(path, "tensor '" + name + "': header entry is not an object");
@@ -167,7 +212,9 @@ public final class SafetensorsFile implements AutoCloseable {
             throw new SafetensorsException(path, "tensor '" + name + "': missing dtype");
         }
         DType dtype = DType.fromSafetensorsName(dtypeNode.stringValue()).orElseThrow(() -> new SafetensorsException(path,
-                "tensor '" + name + "': unknown or unsupported dtype '" + dtypeNode.stringValue() + "'"));
+                "tensor '" + name + "': unknown or unsupported dtype '" + dtypeNode.stringValue() + "' (supported: "
+                        + java.util.Arrays.stream(DType.values()).map(DType::safetensorsName)
+                                .collect(java.util.stream.Collectors.joining(", ")) + ")"));
         JsonNode shapeNode = node.get("shape");
         if (shapeNode == null || !shapeNode.isArray()) {
             throw new SafetensorsException(path, "tensor '" + name + "': missing shape");
@@ -175,18 +222,18 @@ public final class SafetensorsFile implements AutoCloseable {
         long[] dims = new long[shapeNode.size()];
         for (int i = 0; i < dims.length; i++) {
             JsonNode d = shapeNode.get(i);
-            if (!d.isIntegralNumber() || d.asLong() < 0 || !d.canConvertToLong()) {
+            if (d == null || !d.isIntegralNumber() || !d.canConvertToLong() || d.longValue() < 0) {
                 throw new SafetensorsException(path, "tensor '" + name + "': invalid shape " + shapeNode);
             }
-            dims[i] = d.asLong();
+            dims[i] = d.longValue();
         }
         JsonNode offs = node.get("data_offsets");
         if (offs == null || !offs.isArray() || offs.size() != 2 || !offs.get(0).isIntegralNumber()
                 || !offs.get(1).isIntegralNumber() || !offs.get(0).canConvertToLong() || !offs.get(1).canConvertToLong()) {
             throw new SafetensorsException(path, "tensor '" + name + "': data_offsets must be [begin, end]");
         }
-        long begin = offs.get(0).asLong();
-        long end = offs.get(1).asLong();
+        long begin = offs.get(0).longValue();
+        long end = offs.get(1).longValue();
         if (begin < 0 || end < begin) {
             throw new SafetensorsException(path, "tensor '" + name + "': invalid data_offsets [" + begin + ", " + end + "]");
         }
@@ -283,23 +330,30 @@ public final class SafetensorsFile implements AutoCloseable {
         }
         long n = e.numel();
         if (n > Integer.MAX_VALUE - 8) {
-            throw new SafetensorsException(path, "tensor '" + name + "' is too large to read as an index array");
+            throw new SafetensorsException(path, "tensor '" + name + "' has " + n + " elements, too many to read as an index array");
         }
-        ByteBuffer buf = ByteBuffer.allocate((int) e.byteLength()).order(ByteOrder.LITTLE_ENDIAN);
-        readBytes(e, 0, buf);
-        buf.flip();
         long[] out = new long[(int) n];
         int size = e.dtype().byteSize();
-        for (int i = 0; i < out.length; i++) {
-            int at = i * size;
-            out[i] = switch (e.dtype()) {
-                case I8 -> buf.get(at);
-                case U8, BOOL -> buf.get(at) & 0xFF;
-                case I16 -> buf.getShort(at);
-                case I32 -> buf.getInt(at);
-                case I64 -> buf.getLong(at);
-                default -> throw new IllegalStateException("unreachable");
-            };
+        // chunked: an I64 tensor of up to 2^31 elements is 16 GiB, more than one ByteBuffer can hold
+        int perChunk = CHUNK_BYTES / size;
+        ByteBuffer buf = ByteBuffer.allocate((int) Math.min(CHUNK_BYTES, Math.max(size, n * size))).order(ByteOrder.LITTLE_ENDIAN);
+        for (int done = 0; done < out.length; ) {
+            int m = (int) Math.min(perChunk, out.length - done);
+            buf.clear().limit(m * size);
+            readBytes(e, (long) done * size, buf);
+            buf.flip();
+            for (int i = 0; i < m; i++) {
+                int at = i * size;
+                out[done + i] = switch (e.dtype()) {
+                    case I8 -> buf.get(at);
+                    case U8, BOOL -> buf.get(at) & 0xFF;
+                    case I16 -> buf.getShort(at);
+                    case I32 -> buf.getInt(at);
+                    case I64 -> buf.getLong(at);
+                    default -> throw new IllegalStateException("unreachable");
+                };
+            }
+            done += m;
         }
         return out;
     }

@@ -1,5 +1,6 @@
 package io.whittle.model.safetensors;
 
+import io.whittle.tensor.DType;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -9,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -19,12 +21,24 @@ import tools.jackson.databind.node.ArrayNode;
 import tools.jackson.databind.node.ObjectNode;
 
 /**
- * Writes one safetensors file as the reference writer does: tensors ordered by descending dtype alignment,
- * then name, so every tensor is aligned to its element size without holes; the JSON header padded with spaces
+ * Writes one safetensors file byte for byte as the reference writer ({@code safetensors} {@code tensor.rs}
+ * {@code prepare}) does: tensors ordered by descending dtype (the reference {@code Dtype} order, which is
+ * ascending element size, so larger elements come first), then by name (UTF-8 bytes), so every tensor is aligned
+ * to its element size without holes; the JSON header padded with spaces
  * to a multiple of 8 bytes; {@code __metadata__} as a string map. Writes to {@code <target>.partial} and
  * renames, so a crash never leaves a file that looks complete.
  */
 public final class SafetensorsWriter {
+
+    /**
+     * The reference order: dtype descending in the reference {@code Dtype} enum (whose order {@link DType}
+     * follows), then name ascending by UTF-8 bytes (Rust compares strings bytewise; Java's compareTo compares
+     * UTF-16 units, which differs for characters beyond the BMP).
+     */
+    static final Comparator<TensorSource> WRITE_ORDER = Comparator
+            .comparingInt((TensorSource t) -> -t.dtype().ordinal())
+            .thenComparing((a, b) -> Arrays.compareUnsigned(a.name().getBytes(StandardCharsets.UTF_8),
+                    b.name().getBytes(StandardCharsets.UTF_8)));
 
     private SafetensorsWriter() {
     }
@@ -43,8 +57,18 @@ public final class SafetensorsWriter {
             if (!t.dtype().isWritable()) {
                 throw new SafetensorsException(target, "tensor '" + t.name() + "': dtype " + t.dtype() + " can only be read");
             }
+            long needed;
+            try {
+                needed = Math.multiplyExact(t.shape().numel(), (long) t.dtype().byteSize());
+            } catch (ArithmeticException e) {
+                throw new SafetensorsException(target, "tensor '" + t.name() + "': shape " + t.shape() + " is too large");
+            }
+            if (t.byteLength() != needed) {
+                throw new SafetensorsException(target, "tensor '" + t.name() + "': shape " + t.shape() + " x " + t.dtype()
+                        + " needs " + needed + " bytes but the source declares " + t.byteLength());
+            }
         }
-        ordered.sort(Comparator.comparingInt((TensorSource t) -> -t.dtype().byteSize()).thenComparing(TensorSource::name));
+        ordered.sort(WRITE_ORDER);
 
         ObjectNode header = SafetensorsFile.JSON.createObjectNode();
         if (metadata != null && !metadata.isEmpty()) {

@@ -126,8 +126,28 @@ public interface TensorSource {
             throw new IllegalArgumentException("tensor '" + name + "': shape " + shape + " needs " + shape.numel()
                     + " values, got " + values.length);
         }
+        long min = switch (dtype) {
+            case BOOL, U8 -> 0;
+            case I8 -> Byte.MIN_VALUE;
+            case I16 -> Short.MIN_VALUE;
+            case I32 -> Integer.MIN_VALUE;
+            default -> Long.MIN_VALUE;
+        };
+        long max = switch (dtype) {
+            case BOOL -> 1;
+            case U8 -> 255;
+            case I8 -> Byte.MAX_VALUE;
+            case I16 -> Short.MAX_VALUE;
+            case I32 -> Integer.MAX_VALUE;
+            default -> Long.MAX_VALUE;
+        };
         ByteBuffer buf = ByteBuffer.allocate(values.length * dtype.byteSize()).order(ByteOrder.LITTLE_ENDIAN);
-        for (long v : values) {
+        for (int i = 0; i < values.length; i++) {
+            long v = values[i];
+            if (v < min || v > max) { // a silent wrap-around would corrupt token ids or masks
+                throw new IllegalArgumentException("tensor '" + name + "': value " + v + " at index " + i
+                        + " does not fit in " + dtype.safetensorsName() + " [" + min + ", " + max + "]");
+            }
             switch (dtype) {
                 case I8, U8, BOOL -> buf.put((byte) v);
                 case I16 -> buf.putShort((short) v);
