@@ -61,6 +61,19 @@ final class CameraReports {
         return node;
     }
 
+    /** Puts numbers (integral ones as integers) and strings of a report map. */
+    static void putAll(ObjectNode node, java.util.Map<String, Object> values) {
+        values.forEach((k, v) -> {
+            if (v instanceof Long || v instanceof Integer) {
+                node.put(k, ((Number) v).longValue());
+            } else if (v instanceof Number num) {
+                putFinite(node, k, num.doubleValue());
+            } else {
+                node.put(k, String.valueOf(v));
+            }
+        });
+    }
+
     static ArrayNode longs(ArrayNode arr, long[] values) {
         for (long v : values) {
             arr.add(v);

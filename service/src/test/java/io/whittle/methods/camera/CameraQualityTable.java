@@ -14,6 +14,12 @@ import java.util.Map;
 /** Experiment driver: perplexity of CAMERA-P and baselines on tokens sampled from the dense synthetic model. */
 public final class CameraQualityTable {
 
+    private static Map<String, String> withExport(Map<String, String> p) {
+        Map<String, String> m = new LinkedHashMap<>(p);
+        m.put("export", "dequantized");
+        return m;
+    }
+
     public static void main(String[] args) throws Exception {
         Path dir = Files.createTempDirectory("camera-quality");
         int layers = Integer.parseInt(args.length > 0 ? args[0] : "4");
@@ -36,9 +42,15 @@ public final class CameraQualityTable {
         runs.put("magnitude", Map.of("ratio", Double.toString(ratio), "selection", "magnitude"));
         runs.put("random s0", Map.of("ratio", Double.toString(ratio), "selection", "random", "seed", "0"));
         runs.put("random s1", Map.of("ratio", Double.toString(ratio), "selection", "random", "seed", "1"));
+        String g = "64";
+        runs.put("Q camera-q gptq 3/2/1", Map.of("group_size", g));
+        runs.put("Q camera-q rtn 3/2/1", Map.of("group_size", g, "quantizer", "rtn"));
+        runs.put("Q uniform rtn 2", Map.of("group_size", g, "quantizer", "rtn", "bits", "2"));
+        runs.put("Q uniform gptq 2", Map.of("group_size", g, "bits", "2"));
         int i = 0;
         for (var e : runs.entrySet()) {
-            JobRunner.JobResult r = CameraFixtures.run("camera-p", model, calib, eval, e.getValue(), dir.resolve("out" + i++));
+            String method = e.getKey().startsWith("Q ") ? "camera-q" : "camera-p";
+            JobRunner.JobResult r = CameraFixtures.run(method, model, calib, eval, e.getValue().containsKey("bits") || method.equals("camera-q") ? withExport(e.getValue()) : e.getValue(), dir.resolve("out" + i++));
             var ev = r.report().get("eval");
             System.out.printf("%-22s before %.4f after %.4f  mean rel err %.4f%n", e.getKey(),
                     ev.get("before").get("perplexity").asDouble(), ev.get("after").get("perplexity").asDouble(),
