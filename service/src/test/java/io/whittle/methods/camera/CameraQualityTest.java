@@ -36,9 +36,12 @@ class CameraQualityTest {
         SyntheticModels.write(new SyntheticModels.Request(Family.QWEN2_MOE, 2, 64, 128, 8, 2, 32, 64, 4, 2, 128, 7, DType.BF16, 1),
                 model);
         try (CpuBackend b = new CpuBackend()) {
-            List<int[]> sampled = DenseSampler.sample(model, b, 12, 32, 1.0, 1);
-            assertArrayEquals(sampled.get(3), DenseSampler.sample(model, b, 12, 32, 1.0, 1).get(3), "the sampler is deterministic");
-            calib = CameraFixtures.tokens(dir.resolve("calib.json"), sampled);
+            List<int[]> a = DenseSampler.sample(model, b, 3, 12, 1.0, 5);
+            List<int[]> c = DenseSampler.sample(model, b, 3, 12, 1.0, 5);
+            for (int s = 0; s < 3; s++) {
+                assertArrayEquals(a.get(s), c.get(s), "the sampler is deterministic");
+            }
+            calib = CameraFixtures.tokens(dir.resolve("calib.json"), DenseSampler.sample(model, b, 12, 32, 1.0, 1));
             eval = CameraFixtures.tokens(dir.resolve("eval.json"), DenseSampler.sample(model, b, 24, 32, 1.0, 2));
         }
     }
