@@ -107,6 +107,8 @@ public final class CameraAnalysisBench {
                 // interleave the pass and its bare GEMMs so that both see the same machine load; keep the best of each
                 double best = Double.MAX_VALUE;
                 double bestGemm = Double.MAX_VALUE;
+                double peak = 0;
+                double bestRatio = 0;
                 for (int r = 0; r < repeats; r++) {
                     long t = System.nanoTime();
                     try (EnergyScorer scorer = new EnergyScorer(pool, weights, backend, alloc, 0)) {
@@ -117,17 +119,20 @@ public final class CameraAnalysisBench {
                     best = Math.min(best, s);
                     double g = bareGemms(backend, pool, weights, x, routing);
                     bestGemm = Math.min(bestGemm, g);
-                    System.out.printf("repeat %d: analysis %.3f s (%.1f GFLOP/s), the same GEMMs alone %.3f s (%.1f GFLOP/s)%n", r, s,
-                            flops / s / 1e9, g, flops / g / 1e9);
+                    bestRatio = Math.max(bestRatio, g / s);
+                    double large = blasRate(backend, alloc, 2048, 4096, 1);
+                    peak = Math.max(peak, large);
+                    System.out.printf("repeat %d: analysis %.3f s (%.1f GFLOP/s), the same GEMMs alone %.3f s (%.1f GFLOP/s), "
+                            + "large sgemm %.1f GFLOP/s%n", r, s, flops / s / 1e9, g, flops / g / 1e9, large);
                 }
-                double peak = blasRate(backend, alloc, 2048, 4096, repeats);
                 System.out.printf("layer: %d experts x %d, shared %d, hidden %d, top-%d; %d tokens (%d routed rows, %.0f per expert)%n",
                         EXPERTS, WIDTH, SHARED, HIDDEN, TOP_K, tokens, tokens * TOP_K, (double) tokens * TOP_K / EXPERTS);
                 System.out.printf("analysis: %.1f GFLOP in %.3f s = %.1f GFLOP/s%n", flops / 1e9, best, flops / best / 1e9);
                 System.out.printf("BLAS in this run: the pass's own GEMMs (gather + sgemm, no epilogue) %.1f GFLOP/s; "
                         + "large sgemm [2048 x %d] x [4096 x %d]^T %.1f GFLOP/s%n", flops / bestGemm / 1e9, HIDDEN, HIDDEN, peak);
-                System.out.printf("efficiency: %.0f%% of the same GEMMs, %.0f%% of large-GEMM BLAS (%s, %d threads)%n",
-                        100 * bestGemm / best, 100 * flops / best / 1e9 / peak, backend.device().blas(), backend.device().threads());
+                System.out.printf("efficiency: %.0f%% of the same GEMMs (best of each), %.0f%% within one repeat at best, "
+                                + "%.0f%% of large-GEMM BLAS (%s, %d threads)%n", 100 * bestGemm / best, 100 * bestRatio,
+                        100 * flops / best / 1e9 / peak, backend.device().blas(), backend.device().threads());
             }
             tensors.values().forEach(FloatTensor::close);
             router.close();
