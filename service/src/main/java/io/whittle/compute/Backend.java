@@ -85,6 +85,37 @@ public interface Backend extends AutoCloseable {
     void scatterAddRows(Tensor src, int[] rows, float[] weights, Tensor dst);
 
     /**
+     * The CAMERA micro-expert scoring pass of one SwiGLU expert: for every row t of {@code xRouted [n, hidden]} and
+     * every channel j of {@code wGate, wUp [f, hidden]}, the coefficient
+     * {@code phi_j(t) = routingWeight[t] * silu(wGate_j . x_t) * (wUp_j . x_t)}; adds {@code phi_j(t)^2} to
+     * {@code sumSq[j]} and raises {@code maxSq[j]} to it where larger. Accumulates in fp64 or better, visits rows in
+     * order for every channel (so results do not depend on threading), and never holds the [n, f] activations of
+     * all rows at once. One coarse operation so that a GPU backend can fuse both products with the epilogue.
+     *
+     * <p>The default works on any backend from {@link #linear} and {@link #toHost}, in row chunks.
+     */
+    default void microExpertEnergy(Tensor xRouted, Tensor wGate, Tensor wUp, float[] routingWeight, double[] sumSq,
+                                   double[] maxSq) {
+        MicroExpertEnergy.check(xRouted, wGate, wUp, routingWeight, sumSq, maxSq);
+        int n = xRouted.rows();
+        int f = wGate.rows();
+        int chunk = MicroExpertEnergy.chunkRows(n, f);
+        for (int r0 = 0; r0 < n; r0 += chunk) {
+            int m = Math.min(chunk, n - r0);
+            try (Tensor g = allocate(Shape.of(m, f));
+                 Tensor u = allocate(Shape.of(m, f))) {
+                Tensor x = xRouted.rowSlice(r0, m);
+                linear(x, wGate, null, g);
+                linear(x, wUp, null, u);
+                try (FloatTensor hg = toHost(g);
+                     FloatTensor hu = toHost(u)) {
+                    MicroExpertEnergy.accumulate(hg, hu, m, f, routingWeight, r0, 0, f, sumSq, maxSq);
+                }
+            }
+        }
+    }
+
+    /**
      * Negative log-likelihood of {@code targets[r]} under log-softmax of {@code logits} row r, in fp64;
      * a target of -1 gives NaN (no prediction).
      */

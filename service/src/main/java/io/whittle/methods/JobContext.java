@@ -43,6 +43,7 @@ public final class JobContext {
     private final HostAllocator allocator;
     private final Map<String, Double> stageSeconds = new LinkedHashMap<>();
     private boolean modelWritten;
+    private CheckpointWriter evaluationTwin;
 
     JobContext(JobRequest request, MethodParams params, ModelSpec spec, Checkpoint checkpoint, TokenBatch calibration,
                Backend backend, CheckpointWriter output, JobProgress progress, BooleanSupplier cancelled,
@@ -188,5 +189,38 @@ public final class JobContext {
 
     boolean modelWritten() {
         return modelWritten;
+    }
+
+    /**
+     * A private writer for an engine-readable twin of an output the engine cannot read back itself (a packed
+     * quantized format): a complete checkpoint (every tensor, config.json) that decodes to the same weights. When a
+     * method writes one, the runner evaluates "after" on it instead of on the output. It lives in a hidden directory
+     * beside the output's staging directory, is never published, and is deleted when the job ends, whatever the
+     * outcome. Created on first use.
+     */
+    public CheckpointWriter evaluationTwin() {
+        if (evaluationTwin == null) {
+            Path staging = output.stagingDirectory();
+            evaluationTwin = CheckpointWriter.create(staging.resolveSibling(staging.getFileName() + "-eval-twin"),
+                    CheckpointWriter.DEFAULT_MAX_SHARD_BYTES);
+        }
+        return evaluationTwin;
+    }
+
+    /** The twin's directory once sealed, or null when the method wrote none. */
+    Path sealedEvaluationTwin() {
+        if (evaluationTwin == null) {
+            return null;
+        }
+        evaluationTwin.seal();
+        return evaluationTwin.stagingDirectory();
+    }
+
+    /** Deletes the twin, if any. */
+    void closeEvaluationTwin() {
+        if (evaluationTwin != null) {
+            evaluationTwin.close();
+            evaluationTwin = null;
+        }
     }
 }

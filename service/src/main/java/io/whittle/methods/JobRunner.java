@@ -101,23 +101,29 @@ public final class JobRunner {
             if (calib != null && calib.windowsRecord() != null) {
                 output.writeJson("calibration-windows.json", calib.windowsRecord());
             }
-            long t = System.nanoTime();
-            job.method().run(ctx);
-            ctx.addStageSeconds("method", (System.nanoTime() - t) / 1e9);
-            ctx.checkCancelled();
-            output.seal();
             ObjectNode evalNode = null;
-            if (eval != null) {
-                evalNode = JSON.createObjectNode();
-                t = System.nanoTime();
-                evalNode.set("before", evalJson(Evaluation.evaluate(req.model(), eval, backend, alloc,
-                        (s, l, n) -> progress.update("eval-before", l, n, l < 0 ? 0 : (double) l / n)), eval));
-                if (ctx.modelWritten()) {
-                    ctx.checkCancelled();
-                    evalNode.set("after", evalJson(Evaluation.evaluate(output.stagingDirectory(), eval, backend, alloc,
-                            (s, l, n) -> progress.update("eval-after", l, n, l < 0 ? 0 : (double) l / n)), eval));
+            try {
+                long t = System.nanoTime();
+                job.method().run(ctx);
+                ctx.addStageSeconds("method", (System.nanoTime() - t) / 1e9);
+                ctx.checkCancelled();
+                output.seal();
+                if (eval != null) {
+                    evalNode = JSON.createObjectNode();
+                    t = System.nanoTime();
+                    evalNode.set("before", evalJson(Evaluation.evaluate(req.model(), eval, backend, alloc,
+                            (s, l, n) -> progress.update("eval-before", l, n, l < 0 ? 0 : (double) l / n)), eval));
+                    if (ctx.modelWritten()) {
+                        ctx.checkCancelled();
+                        Path twin = ctx.sealedEvaluationTwin(); // packed outputs: an engine-readable equivalent
+                        evalNode.set("after", evalJson(Evaluation.evaluate(twin != null ? twin : output.stagingDirectory(), eval,
+                                backend, alloc,
+                                (s, l, n) -> progress.update("eval-after", l, n, l < 0 ? 0 : (double) l / n)), eval));
+                    }
+                    ctx.addStageSeconds("eval", (System.nanoTime() - t) / 1e9);
                 }
-                ctx.addStageSeconds("eval", (System.nanoTime() - t) / 1e9);
+            } finally {
+                ctx.closeEvaluationTwin();
             }
             ObjectNode report = buildReport(job, ctx, calib, evalNode, backend.device(), alloc, start);
             output.writeJson("report.json", report);

@@ -4,6 +4,7 @@ import io.whittle.compute.AttentionObserver;
 import io.whittle.compute.AttentionShape;
 import io.whittle.compute.Backend;
 import io.whittle.compute.DeviceInfo;
+import io.whittle.compute.MicroExpertEnergy;
 import io.whittle.compute.Routing;
 import io.whittle.tensor.FloatTensor;
 import io.whittle.tensor.HostAllocator;
@@ -19,6 +20,8 @@ public final class CpuBackend implements Backend {
 
     /** Below this many elements a row-parallel loop costs more than it saves. */
     private static final long PARALLEL_THRESHOLD = 1 << 16;
+    /** Channels per parallel task of the micro-expert energy epilogue. */
+    private static final int ENERGY_COLUMN_BLOCK = 128;
 
     private final HostAllocator allocator;
     private final DeviceInfo device;
@@ -387,6 +390,39 @@ public final class CpuBackend implements Backend {
                 b[j] += w * a[j];
             }
             hd.copyFrom(b, 0, (long) rows[i] * cols, cols);
+        }
+    }
+
+    /**
+     * BLAS for the two products, one token chunk at a time, then the epilogue in parallel over disjoint column blocks
+     * (each block visits the rows in order, so the sums do not depend on the thread count).
+     */
+    @Override
+    public void microExpertEnergy(Tensor xRouted, Tensor wGate, Tensor wUp, float[] routingWeight, double[] sumSq,
+                                  double[] maxSq) {
+        MicroExpertEnergy.check(xRouted, wGate, wUp, routingWeight, sumSq, maxSq);
+        FloatTensor hx = host(xRouted), hg = host(wGate), hu = host(wUp);
+        int n = hx.rows(), d = hx.cols(), f = hg.rows();
+        if (n == 0 || f == 0) {
+            return;
+        }
+        int chunk = MicroExpertEnergy.chunkRows(n, f);
+        int blocks = (f + ENERGY_COLUMN_BLOCK - 1) / ENERGY_COLUMN_BLOCK;
+        try (FloatTensor g = allocator.allocate(Shape.of(chunk, f), "energy gate");
+             FloatTensor u = allocator.allocate(Shape.of(chunk, f), "energy up")) {
+            for (int r0 = 0; r0 < n; r0 += chunk) {
+                int m = Math.min(chunk, n - r0);
+                int row0 = r0;
+                OpenBlas.sgemm(false, true, m, f, d, 1f, OpenBlas.at(hx, (long) r0 * d), d, OpenBlas.at(hg, 0), d, 0f,
+                        OpenBlas.at(g, 0), f);
+                OpenBlas.sgemm(false, true, m, f, d, 1f, OpenBlas.at(hx, (long) r0 * d), d, OpenBlas.at(hu, 0), d, 0f,
+                        OpenBlas.at(u, 0), f);
+                rows(blocks, (long) m * f, b -> {
+                    int c0 = b * ENERGY_COLUMN_BLOCK;
+                    MicroExpertEnergy.accumulate(g, u, m, f, routingWeight, row0, c0, Math.min(f, c0 + ENERGY_COLUMN_BLOCK),
+                            sumSq, maxSq);
+                });
+            }
         }
     }
 
