@@ -135,7 +135,7 @@ public interface Backend extends AutoCloseable {
     /**
      * The same result as {@link #visualMaskedAttention} with {@code renormalize}, computed sparsely: prefix rows
      * attend causally within the prefix; visual rows of a kept head attend to the prefix and their grid window
-     * only (never forming [V, V] scores), and visual rows of a pruned head are not computed (their output
+     * only (scores are formed per block of grid rows against the grid rows its windows reach, not [V, V]), and visual rows of a pruned head are not computed (their output
      * columns are set to 0, and their q/k/v columns are never read); text rows attend causally to prefix and text
      * and, in kept heads only, to all visual keys. A kv head is read for visual rows only when some query head of
      * its group is kept.

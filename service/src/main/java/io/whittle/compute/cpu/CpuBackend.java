@@ -601,9 +601,19 @@ public final class CpuBackend implements Backend {
         int p = layout.prefix(), nv = layout.visual(), ve = layout.visualEnd(), hd = shape.headDim();
         int cols = layout.gridCols(), gridRows = layout.gridRows(), radius = layout.windowRadius();
         int text = t - ve;
-        int bandRows = Math.min(gridRows, 2 * radius + 1) * cols;
-        long need = Math.max((long) Math.max(p, 1) * Math.max(p, 1), (long) cols * (p + bandRows));
+        // visual queries go in blocks of `block` grid rows (fewer, larger GEMMs) against the grid rows their windows
+        // reach: (block + 2r) rows of keys instead of the whole grid
+        int block = Math.min(gridRows, 2 * radius + 1);
+        int bandRows = Math.min(gridRows, block + 2 * radius) * cols;
+        long need = Math.max((long) Math.max(p, 1) * Math.max(p, 1), (long) block * cols * (p + bandRows));
         need = Math.max(need, (long) Math.max(text, 1) * t);
+        // grid coordinates of every visual token, so the window test is two comparisons
+        int[] gridRow = new int[nv];
+        int[] gridCol = new int[nv];
+        for (int i = 0; i < nv; i++) {
+            gridRow[i] = i / cols;
+            gridCol[i] = i % cols;
+        }
         HeadAttention att = new HeadAttention(hq, hk, hv, ho, shape);
         try (FloatTensor scores = allocator.allocate(Shape.of(need), "attention scores")) {
             for (int h = 0; h < shape.heads(); h++) {
@@ -612,15 +622,17 @@ public final class CpuBackend implements Backend {
                     att.attend(h, 0, p, new int[] {0, p}, (i, j) -> j <= i ? INCLUDED : EXCLUDED, scores, null, 0);
                 }
                 if (keep) {
-                    // one grid row of queries at a time against the grid rows its window can reach (contiguous in the
-                    // sequence because the grid is row-major), masked to the window's columns
-                    for (int r = 0; r < gridRows; r++) {
-                        int first = Math.max(0, r - radius), last = Math.min(gridRows - 1, r + radius);
+                    // a block of grid rows of queries at a time against the grid rows their windows can reach
+                    // (contiguous in the sequence because the grid is row-major), masked to each query's window
+                    for (int r = 0; r < gridRows; r += block) {
+                        int rows = Math.min(block, gridRows - r);
+                        int first = Math.max(0, r - radius), last = Math.min(gridRows - 1, r + rows - 1 + radius);
                         int[] ranges = p > 0
                                 ? new int[] {0, p, p + first * cols, (last - first + 1) * cols}
                                 : new int[] {p + first * cols, (last - first + 1) * cols};
-                        att.attend(h, p + r * cols, cols, ranges,
-                                (i, j) -> j < p || layout.windowAllows(i - p, j - p) ? INCLUDED : EXCLUDED, scores, null, 0);
+                        att.attend(h, p + r * cols, rows * cols, ranges, (i, j) -> j < p
+                                || (Math.abs(gridRow[i - p] - gridRow[j - p]) <= radius && Math.abs(gridCol[i - p] - gridCol[j - p]) <= radius)
+                                ? INCLUDED : EXCLUDED, scores, null, 0);
                     }
                 } else {
                     zeroBlock(ho, p, nv, h * hd, hd);
