@@ -59,11 +59,17 @@ final class VisualBenchCommand implements Callable<Integer> {
     String backend;
     @Option(names = "--seed", defaultValue = "1")
     long seed;
+    @Option(names = "--blas-threads", description = "OpenBLAS threads for this run (default: OpenBLAS's own choice); 1 gives "
+            + "stable timings on a shared, oversubscribed machine.")
+    Integer blasThreads;
 
     @Override
     public Integer call() throws Exception {
         if (prefix < 1 || text < 2 || samples < 1) {
             throw new IllegalArgumentException("--prefix must be >= 1, --text >= 2 and --samples >= 1");
+        }
+        if (blasThreads != null) {
+            io.whittle.compute.cpu.CpuBackend.setBlasThreads(blasThreads);
         }
         Path dir = Files.createTempDirectory("whittle-visual-bench");
         try {
@@ -121,6 +127,7 @@ final class VisualBenchCommand implements Callable<Integer> {
             out.set("timings", r.report().get("timings"));
             out.put("backend", r.report().get("backend").get("name").stringValue());
             out.set("blas", r.report().get("backend").get("device").get("blas"));
+            out.put("blas_threads", blasThreads == null ? "default" : blasThreads.toString());
             spec.commandLine().getOut().println(Json.write(out));
         } finally {
             try (Stream<Path> walk = Files.walk(dir)) {

@@ -63,6 +63,18 @@ public final class CpuBackend implements Backend {
         return device;
     }
 
+    /**
+     * Sets the BLAS thread count of the whole process (a benchmark knob: on an oversubscribed machine many small
+     * multi-threaded GEMMs spend more time synchronising than computing). Affects every CPU backend.
+     */
+    public static void setBlasThreads(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("BLAS threads must be >= 1, got " + threads);
+        }
+        OpenBlas.load();
+        OpenBlas.setThreads(threads);
+    }
+
     public HostAllocator allocator() {
         return allocator;
     }
