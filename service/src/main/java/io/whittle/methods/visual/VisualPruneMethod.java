@@ -120,7 +120,7 @@ public final class VisualPruneMethod implements CompressionMethod {
         Checkpoint ck = ctx.checkpoint();
         Backend b = ctx.backend();
         HostAllocator alloc = ctx.allocator();
-        int layers = spec.numLayers(), heads = spec.numHeads();
+        int layers = spec.numLayers();
         int window = p.getInt("window");
         int drop = p.isSet("drop_layer") ? p.getInt("drop_layer") : layers / 2;
         int keepLayers = p.getInt("keep_layers");
@@ -292,7 +292,9 @@ public final class VisualPruneMethod implements CompressionMethod {
                 }
                 visual[head] += v;
                 other[head] += o;
-                ratioOut[head] = other[head] > 0 ? visual[head] / other[head] : Double.POSITIVE_INFINITY;
+                // a head whose score rows put no mass outside the image (possible only by fp32 underflow) gets a
+                // large finite ratio, so the plan stays valid JSON
+                ratioOut[head] = other[head] > 0 ? visual[head] / other[head] : (visual[head] > 0 ? 1e30 : 0);
             }
         };
         return new LayerObserver() {

@@ -192,6 +192,19 @@ class VisualPruneMethodTest {
     }
 
     @Test
+    void manifestsPassThroughCalibrationLoadingButNotAsEvalTokens() throws Exception {
+        Path manifest = dir.resolve("manifest.json");
+        io.whittle.forward.CalibrationData.Loaded loaded = io.whittle.forward.CalibrationData.load(manifest, 128, model, null);
+        assertThat(loaded.isManifest()).isTrue();
+        assertThat(loaded.batch()).isNull();
+        assertThat(loaded.manifest().get("samples").size()).isEqualTo(5);
+        JobRequest req = new JobRequest("visual-prune", model, manifest, manifest, Map.of(), dir.resolve("eval-out"), "cpu", null);
+        assertThatThrownBy(() -> JobRunner.prepare(req).run(null, null)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("eval file " + manifest + " is an image manifest; --eval needs token sequences");
+        assertThat(dir.resolve("eval-out")).doesNotExist();
+    }
+
+    @Test
     void badSamplesAreClearErrors() throws Exception {
         Random random = new Random(8);
         int[] noImage = prompt(random);
