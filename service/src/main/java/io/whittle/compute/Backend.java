@@ -123,4 +123,54 @@ public interface Backend extends AutoCloseable {
 
     @Override
     void close();
+
+    // ---- visual-token pruning (YOPO) and the CLIP vision tower ----
+
+    /**
+     * LayerNorm over rows of length {@code weight.numel()}: {@code y = (x - mean) / sqrt(var + eps) * w + b}, the
+     * biased variance, statistics in fp64. {@code bias} may be null; {@code y} may be {@code x}.
+     */
+    void layerNorm(Tensor x, Tensor weight, Tensor bias, double eps, Tensor y);
+
+    /** Exact GELU, {@code 0.5 x (1 + erf(x / sqrt 2))}, element-wise; out may alias x. */
+    void gelu(Tensor x, Tensor out);
+
+    /** CLIP's quick_gelu, {@code x * sigmoid(1.702 x)}, element-wise; out may alias x. */
+    void quickGelu(Tensor x, Tensor out);
+
+    /**
+     * Non-causal (encoder) attention over packed sequences: as {@link #attention}, but every query of a sequence
+     * attends to every key of that sequence.
+     */
+    void bidirectionalAttention(Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape, int[] starts, int[] lengths);
+
+    /**
+     * Copies the block of {@code rows} x {@code cols} elements at (srcRow, srcCol) of the matrix view of
+     * {@code src} to (dstRow, dstCol) of {@code dst} (a strided 2-D copy, e.g. head columns between a full-width
+     * and a compact projection).
+     */
+    void copyBlock(Tensor src, int srcRow, int srcCol, Tensor dst, int dstRow, int dstCol, int rows, int cols);
+
+    /**
+     * Attention of ONE multimodal sequence with the visual-token pruning masks, computed densely over all
+     * [T, T] scores (the reference for {@link #visualPrunedAttention}). q [T, heads*headDim], k and v
+     * [T, kvHeads*headDim], rows laid out as {@code layout} says. Allowed keys: causal, except that the visual x
+     * visual block is replaced by the bidirectional grid window. For a head with {@code keepHeads[h] == false}
+     * the visual key columns are excluded before the softmax (renormalised, {@code renormalize}) or, as the
+     * released YOPO code does, multiplied by zero after it (rows then sum to less than 1), and the visual rows of
+     * that head output 0. The observer, when it wants them, gets the final [T, T] weights of each head.
+     */
+    void visualMaskedAttention(Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape, VisualLayout layout,
+                               boolean[] keepHeads, boolean renormalize, AttentionObserver observer);
+
+    /**
+     * The same result as {@link #visualMaskedAttention} with {@code renormalize}, computed sparsely: prefix rows
+     * attend causally within the prefix; visual rows of a kept head attend to the prefix and their grid window
+     * only (scores are formed per block of grid rows against the grid rows its windows reach, not [V, V]), and visual rows of a pruned head are not computed (their output
+     * columns are set to 0, and their q/k/v columns are never read); text rows attend causally to prefix and text
+     * and, in kept heads only, to all visual keys. A kv head is read for visual rows only when some query head of
+     * its group is kept.
+     */
+    void visualPrunedAttention(Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape, VisualLayout layout,
+                               boolean[] keepHeads);
 }

@@ -47,8 +47,24 @@ public final class CalibrationData {
         }
     }
 
-    /** The sequences and, for text sources, how they were drawn (to save beside the output). */
-    public record Loaded(TokenBatch batch, JsonNode windowsRecord) {
+    /**
+     * The sequences and, for text sources, how they were drawn (to save beside the output). For an image manifest
+     * (a {@code .json} whose root has a {@code samples} array: image + prompt calibration, read by the methods
+     * that take it, e.g. visual-prune) {@code batch} is null and {@code manifest} holds the parsed root.
+     */
+    public record Loaded(TokenBatch batch, JsonNode windowsRecord, JsonNode manifest) {
+        public Loaded(TokenBatch batch, JsonNode windowsRecord) {
+            this(batch, windowsRecord, null);
+        }
+
+        public boolean isManifest() {
+            return manifest != null;
+        }
+    }
+
+    /** Whether a parsed calibration JSON is an image manifest ({@code {"samples": [...]}}). */
+    public static boolean isManifest(JsonNode root) {
+        return root != null && root.isObject() && root.has("samples") && root.get("samples").isArray();
     }
 
     private CalibrationData() {
@@ -76,7 +92,11 @@ public final class CalibrationData {
             rec.set("input_ids", toJson(sequences));
             record = rec;
         } else if (name.endsWith(".json")) {
-            sequences = fromJson(file);
+            JsonNode root = parseJson(file);
+            if (isManifest(root)) {
+                return new Loaded(null, null, root); // image + prompt samples: the method reads them itself
+            }
+            sequences = fromJson(file, root);
         } else {
             throw new IllegalArgumentException("calibration file " + file + ": unknown format (expected .json with input_ids, "
                     + ".safetensors with input_ids, .txt or .jsonl)");
@@ -100,13 +120,15 @@ public final class CalibrationData {
         }
     }
 
-    private static List<int[]> fromJson(Path file) {
-        JsonNode root;
+    private static JsonNode parseJson(Path file) {
         try {
-            root = JSON.readTree(readString(file));
+            return JSON.readTree(readString(file));
         } catch (JacksonException e) {
             throw new IllegalArgumentException(file + ": invalid JSON: " + e.getOriginalMessage(), e);
         }
+    }
+
+    private static List<int[]> fromJson(Path file, JsonNode root) {
         JsonNode ids = root == null ? null : root.get("input_ids");
         if (ids == null || !ids.isArray() || ids.isEmpty()) {
             throw new IllegalArgumentException(file + ": expected {\"input_ids\": [[...], ...]} with at least one sequence");

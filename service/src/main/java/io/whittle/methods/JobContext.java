@@ -138,7 +138,8 @@ public final class JobContext {
      */
     public PipelineResult runPipeline(String stage, LayerVisitor visitor, LayerwisePipeline.Mode mode) {
         if (calibration == null) {
-            throw new IllegalArgumentException(params.method() + " needs calibration data (--calibration)");
+            throw new IllegalArgumentException(params.method() + " needs calibration token sequences (--calibration)"
+                    + (request.calibration() != null ? "; " + request.calibration() + " is an image manifest" : ""));
         }
         PipelineResult r = LayerwisePipeline.run(spec, checkpoint, backend, calibration, visitor, pipelineOptions(mode, false),
                 (s, layer, layers) -> progress.update(stage, layer, layers,

@@ -94,8 +94,14 @@ public final class JobRunner {
             spec.requireValid(checkpoint);
             CalibrationData.Loaded calib = req.calibration() == null ? null
                     : CalibrationData.load(req.calibration(), spec.vocabSize(), req.model(), req.sampling());
-            TokenBatch eval = req.eval() == null ? null
-                    : CalibrationData.load(req.eval(), spec.vocabSize(), req.model(), req.sampling()).batch();
+            TokenBatch eval = null;
+            if (req.eval() != null) {
+                CalibrationData.Loaded e = CalibrationData.load(req.eval(), spec.vocabSize(), req.model(), req.sampling());
+                if (e.isManifest()) {
+                    throw new IllegalArgumentException("eval file " + req.eval() + " is an image manifest; --eval needs token sequences");
+                }
+                eval = e.batch();
+            }
             JobContext ctx = new JobContext(req, job.params(), spec, checkpoint, calib == null ? null : calib.batch(), backend,
                     output, progress, cancelled, alloc);
             if (calib != null && calib.windowsRecord() != null) {
@@ -160,8 +166,13 @@ public final class JobRunner {
         if (calib != null) {
             ObjectNode c = r.putObject("calibration");
             c.put("path", req.calibration().toAbsolutePath().toString());
-            c.put("sequences", calib.batch().sequenceCount());
-            c.put("tokens", calib.batch().totalTokens());
+            if (calib.isManifest()) {
+                c.put("format", "image-manifest");
+                c.put("samples", calib.manifest().get("samples").size());
+            } else {
+                c.put("sequences", calib.batch().sequenceCount());
+                c.put("tokens", calib.batch().totalTokens());
+            }
             if (calib.windowsRecord() != null) {
                 c.put("samples", req.sampling().samples());
                 c.put("seq_len", req.sampling().seqLen());

@@ -198,7 +198,14 @@ public final class SyntheticModels {
 
     /** Writes the model to {@code out} (which must not exist or be empty); returns its spec. */
     public static ModelSpec write(Request r, Path out) {
-        ObjectNode config = config(r);
+        return write(r, config(r), out);
+    }
+
+    /**
+     * As {@link #write(Request, Path)} with a config made by {@link #config} and then edited (e.g. a smaller LLaVA
+     * vision tower); every tensor the edited config implies is written.
+     */
+    public static ModelSpec write(Request r, ObjectNode config, Path out) {
         ModelSpec spec = ModelSpecs.fromConfig(config, "synthetic " + r.family().modelType());
         List<TensorShape> tensors = spec.expectedTensors();
         long total = tensors.stream().mapToLong(t -> t.shape().numel() * r.dtype().byteSize()).sum();

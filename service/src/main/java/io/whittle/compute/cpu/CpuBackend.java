@@ -6,6 +6,7 @@ import io.whittle.compute.Backend;
 import io.whittle.compute.DeviceInfo;
 import io.whittle.compute.MicroExpertEnergy;
 import io.whittle.compute.Routing;
+import io.whittle.compute.VisualLayout;
 import io.whittle.tensor.FloatTensor;
 import io.whittle.tensor.HostAllocator;
 import io.whittle.tensor.Shape;
@@ -63,6 +64,18 @@ public final class CpuBackend implements Backend {
     @Override
     public DeviceInfo device() {
         return device;
+    }
+
+    /**
+     * Sets the BLAS thread count of the whole process (a benchmark knob: on an oversubscribed machine many small
+     * multi-threaded GEMMs spend more time synchronising than computing). Affects every CPU backend.
+     */
+    public static void setBlasThreads(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("BLAS threads must be >= 1, got " + threads);
+        }
+        OpenBlas.load();
+        OpenBlas.setThreads(threads);
     }
 
     public HostAllocator allocator() {
@@ -501,6 +514,319 @@ public final class CpuBackend implements Backend {
         } else {
             for (int i = 0; i < count; i++) {
                 body.accept(i);
+            }
+        }
+    }
+
+    // ---- visual-token pruning (YOPO) and the CLIP vision tower ----
+
+    @Override
+    public void layerNorm(Tensor x, Tensor weight, Tensor bias, double eps, Tensor y) {
+        FloatTensor hx = host(x);
+        FloatTensor hy = host(y);
+        float[] w = host(weight).toArray();
+        float[] b = bias == null ? null : host(bias).toArray();
+        int n = w.length;
+        if (hx.numel() % n != 0 || hy.numel() != hx.numel() || (b != null && b.length != n)) {
+            throw new IllegalArgumentException("layerNorm shape mismatch: x " + hx.shape() + ", weight [" + n + "], bias "
+                    + (b == null ? "none" : "[" + b.length + "]") + ", y " + hy.shape());
+        }
+        int rows = Math.toIntExact(hx.numel() / n);
+        rows(rows, hx.numel(), r -> {
+            float[] row = new float[n];
+            hx.copyTo((long) r * n, row, 0, n);
+            double mean = 0;
+            for (float v : row) {
+                mean += v;
+            }
+            mean /= n;
+            double var = 0;
+            for (float v : row) {
+                var += (v - mean) * (v - mean);
+            }
+            double inv = 1.0 / Math.sqrt(var / n + eps);
+            for (int j = 0; j < n; j++) {
+                double z = (row[j] - mean) * inv * w[j];
+                row[j] = (float) (b == null ? z : z + b[j]);
+            }
+            hy.copyFrom(row, 0, (long) r * n, n);
+        });
+    }
+
+    @Override
+    public void gelu(Tensor x, Tensor out) {
+        FloatTensor hx = host(x), ho = host(out);
+        requireSameSize("gelu", hx, hx, ho);
+        double invSqrt2 = 1.0 / Math.sqrt(2.0);
+        elementwise(hx, hx, ho, (a, unused) -> (float) (0.5 * a * (1.0 + Erf.erf(a * invSqrt2))));
+    }
+
+    @Override
+    public void quickGelu(Tensor x, Tensor out) {
+        FloatTensor hx = host(x), ho = host(out);
+        requireSameSize("quickGelu", hx, hx, ho);
+        elementwise(hx, hx, ho, (a, unused) -> (float) (a / (1.0 + Math.exp(-1.702 * a))));
+    }
+
+    @Override
+    public void bidirectionalAttention(Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape, int[] starts,
+                                       int[] lengths) {
+        FloatTensor hq = host(q), hk = host(k), hv = host(v), ho = host(out);
+        checkAttentionShapes("bidirectionalAttention", hq, hk, hv, ho, shape);
+        if (starts.length != lengths.length) {
+            throw new IllegalArgumentException("bidirectionalAttention: " + starts.length + " starts for " + lengths.length + " lengths");
+        }
+        int maxLen = 0;
+        for (int s = 0; s < starts.length; s++) {
+            if (starts[s] < 0 || lengths[s] < 0 || starts[s] + lengths[s] > hq.rows()) {
+                throw new IllegalArgumentException("sequence " + s + " [" + starts[s] + ", +" + lengths[s] + ") outside "
+                        + hq.rows() + " rows");
+            }
+            maxLen = Math.max(maxLen, lengths[s]);
+        }
+        HeadAttention att = new HeadAttention(hq, hk, hv, ho, shape);
+        try (FloatTensor scores = allocator.allocate(Shape.of(Math.max(1L, (long) maxLen * maxLen)), "attention scores")) {
+            for (int s = 0; s < starts.length; s++) {
+                int st = starts[s], len = lengths[s];
+                if (len == 0) {
+                    continue;
+                }
+                for (int h = 0; h < shape.heads(); h++) {
+                    att.attend(h, st, len, new int[] {st, len}, (i, j) -> INCLUDED, scores, null, s);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void copyBlock(Tensor src, int srcRow, int srcCol, Tensor dst, int dstRow, int dstCol, int rows, int cols) {
+        FloatTensor hs = host(src), hd = host(dst);
+        if (rows < 0 || cols < 0 || srcRow < 0 || srcCol < 0 || dstRow < 0 || dstCol < 0
+                || srcRow + rows > hs.rows() || srcCol + cols > hs.cols() || dstRow + rows > hd.rows() || dstCol + cols > hd.cols()) {
+            throw new IllegalArgumentException("copyBlock: " + rows + "x" + cols + " block from (" + srcRow + ", " + srcCol + ") of "
+                    + hs.shape() + " to (" + dstRow + ", " + dstCol + ") of " + hd.shape() + " is out of bounds");
+        }
+        int sc = hs.cols(), dc = hd.cols();
+        for (int r = 0; r < rows; r++) {
+            hd.copyFrom(hs, (long) (srcRow + r) * sc + srcCol, (long) (dstRow + r) * dc + dstCol, cols);
+        }
+    }
+
+    @Override
+    public void visualMaskedAttention(Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape, VisualLayout layout,
+                                      boolean[] keepHeads, boolean renormalize, AttentionObserver observer) {
+        FloatTensor hq = host(q), hk = host(k), hv = host(v), ho = host(out);
+        checkAttentionShapes("visualMaskedAttention", hq, hk, hv, ho, shape);
+        int t = hq.rows();
+        checkVisual("visualMaskedAttention", t, layout, keepHeads, shape);
+        AttentionObserver obs = observer == null ? AttentionObserver.NONE : observer;
+        int p = layout.prefix(), ve = layout.visualEnd(), hd = shape.headDim();
+        HeadAttention att = new HeadAttention(hq, hk, hv, ho, shape);
+        try (FloatTensor scores = allocator.allocate(Shape.of((long) t * t), "attention scores")) {
+            for (int h = 0; h < shape.heads(); h++) {
+                boolean keep = keepHeads[h];
+                byte visualKey = keep ? INCLUDED : (renormalize ? EXCLUDED : ZEROED);
+                KeyRule rule = (i, j) -> {
+                    boolean vi = i >= p && i < ve, vj = j >= p && j < ve;
+                    boolean allowed = vi && vj ? layout.windowAllows(i - p, j - p) : j <= i;
+                    return !allowed ? EXCLUDED : (vj ? visualKey : INCLUDED);
+                };
+                att.attend(h, 0, t, new int[] {0, t}, rule, scores, obs, 0);
+                if (!keep) {
+                    zeroBlock(ho, p, layout.visual(), h * hd, hd);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void visualPrunedAttention(Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape, VisualLayout layout,
+                                      boolean[] keepHeads) {
+        FloatTensor hq = host(q), hk = host(k), hv = host(v), ho = host(out);
+        checkAttentionShapes("visualPrunedAttention", hq, hk, hv, ho, shape);
+        int t = hq.rows();
+        checkVisual("visualPrunedAttention", t, layout, keepHeads, shape);
+        int p = layout.prefix(), nv = layout.visual(), ve = layout.visualEnd(), hd = shape.headDim();
+        int cols = layout.gridCols(), gridRows = layout.gridRows(), radius = layout.windowRadius();
+        int text = t - ve;
+        // visual queries go in blocks of `block` grid rows (fewer, larger GEMMs) against the grid rows their windows
+        // reach: (block + 2r) rows of keys instead of the whole grid
+        int block = Math.min(gridRows, 2 * radius + 1);
+        int bandRows = Math.min(gridRows, block + 2 * radius) * cols;
+        long need = Math.max((long) Math.max(p, 1) * Math.max(p, 1), (long) block * cols * (p + bandRows));
+        need = Math.max(need, (long) Math.max(text, 1) * t);
+        // grid coordinates of every visual token, so the window test is two comparisons
+        int[] gridRow = new int[nv];
+        int[] gridCol = new int[nv];
+        for (int i = 0; i < nv; i++) {
+            gridRow[i] = i / cols;
+            gridCol[i] = i % cols;
+        }
+        HeadAttention att = new HeadAttention(hq, hk, hv, ho, shape);
+        try (FloatTensor scores = allocator.allocate(Shape.of(need), "attention scores")) {
+            for (int h = 0; h < shape.heads(); h++) {
+                boolean keep = keepHeads[h];
+                if (p > 0) {
+                    att.attend(h, 0, p, new int[] {0, p}, (i, j) -> j <= i ? INCLUDED : EXCLUDED, scores, null, 0);
+                }
+                if (keep) {
+                    // a block of grid rows of queries at a time against the grid rows their windows can reach
+                    // (contiguous in the sequence because the grid is row-major), masked to each query's window
+                    for (int r = 0; r < gridRows; r += block) {
+                        int rows = Math.min(block, gridRows - r);
+                        int first = Math.max(0, r - radius), last = Math.min(gridRows - 1, r + rows - 1 + radius);
+                        int[] ranges = p > 0
+                                ? new int[] {0, p, p + first * cols, (last - first + 1) * cols}
+                                : new int[] {p + first * cols, (last - first + 1) * cols};
+                        att.attend(h, p + r * cols, rows * cols, ranges, (i, j) -> j < p
+                                || (Math.abs(gridRow[i - p] - gridRow[j - p]) <= radius && Math.abs(gridCol[i - p] - gridCol[j - p]) <= radius)
+                                ? INCLUDED : EXCLUDED, scores, null, 0);
+                    }
+                } else {
+                    zeroBlock(ho, p, nv, h * hd, hd);
+                }
+                if (text > 0) {
+                    int[] ranges = keep ? new int[] {0, t} : (p > 0 ? new int[] {0, p, ve, text} : new int[] {ve, text});
+                    att.attend(h, ve, text, ranges, (i, j) -> j < ve || j <= i ? INCLUDED : EXCLUDED, scores, null, 0);
+                }
+            }
+        }
+    }
+
+    private static void checkAttentionShapes(String op, FloatTensor hq, FloatTensor hk, FloatTensor hv, FloatTensor ho,
+                                             AttentionShape shape) {
+        int qWidth = shape.heads() * shape.headDim();
+        int kvWidth = shape.kvHeads() * shape.headDim();
+        if (hq.cols() != qWidth || ho.cols() != qWidth || hk.cols() != kvWidth || hv.cols() != kvWidth
+                || hk.rows() != hq.rows() || hv.rows() != hq.rows() || ho.rows() != hq.rows()) {
+            throw new IllegalArgumentException(op + " shape mismatch: q " + hq.shape() + ", k " + hk.shape() + ", v "
+                    + hv.shape() + ", out " + ho.shape() + " for " + shape);
+        }
+    }
+
+    private static void checkVisual(String op, int rows, VisualLayout layout, boolean[] keepHeads, AttentionShape shape) {
+        if (layout.visualEnd() > rows) {
+            throw new IllegalArgumentException(op + ": the visual tokens [" + layout.prefix() + ", " + layout.visualEnd()
+                    + ") do not fit a sequence of " + rows + " rows");
+        }
+        if (keepHeads.length != shape.heads()) {
+            throw new IllegalArgumentException(op + ": " + keepHeads.length + " head flags for " + shape.heads() + " heads");
+        }
+    }
+
+    private static void zeroBlock(FloatTensor t, int row0, int rows, int col0, int cols) {
+        float[] zeros = new float[cols];
+        int width = t.cols();
+        for (int r = row0; r < row0 + rows; r++) {
+            t.copyFrom(zeros, 0, (long) r * width + col0, cols);
+        }
+    }
+
+    /** How a (query row, key row) pair enters a head's attention. */
+    private static final byte EXCLUDED = 0;
+    private static final byte INCLUDED = 1;
+    /** In the softmax denominator, then multiplied by zero (the released YOPO code's post-softmax masking). */
+    private static final byte ZEROED = 2;
+
+    private interface KeyRule {
+        byte of(int queryRow, int keyRow);
+    }
+
+    /**
+     * One head's attention for a contiguous block of query rows over a list of contiguous key row ranges: scores
+     * by one GEMM per range into a [queries, keys] buffer, the rule applied, softmax in fp64 over the included
+     * entries (a row with none outputs 0), then out = P V with one accumulating GEMM per range. Only the listed
+     * key rows are ever read.
+     */
+    private static final class HeadAttention {
+        final FloatTensor q, k, v, out;
+        final int qWidth, kvWidth, hd, group;
+        final float scale;
+
+        HeadAttention(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor out, AttentionShape shape) {
+            this.q = q;
+            this.k = k;
+            this.v = v;
+            this.out = out;
+            this.qWidth = shape.heads() * shape.headDim();
+            this.kvWidth = shape.kvHeads() * shape.headDim();
+            this.hd = shape.headDim();
+            this.group = shape.groupSize();
+            this.scale = (float) (1.0 / Math.sqrt(hd));
+        }
+
+        /** {@code ranges} holds (first row, count) pairs; observer rows are [queries, keys] of this call. */
+        void attend(int h, int q0, int nq, int[] ranges, KeyRule rule, FloatTensor scores, AttentionObserver obs, int seq) {
+            int g = h / group;
+            int keys = 0;
+            for (int r = 1; r < ranges.length; r += 2) {
+                keys += ranges[r];
+            }
+            int[] keyRow = new int[keys];
+            int col = 0;
+            for (int r = 0; r < ranges.length; r += 2) {
+                for (int i = 0; i < ranges[r + 1]; i++) {
+                    keyRow[col++] = ranges[r] + i;
+                }
+            }
+            int nk = keys;
+            col = 0;
+            for (int r = 0; r < ranges.length; r += 2) {
+                int n = ranges[r + 1];
+                if (n > 0) {
+                    OpenBlas.sgemm(false, true, nq, n, hd, scale, OpenBlas.at(q, (long) q0 * qWidth + (long) h * hd), qWidth,
+                            OpenBlas.at(k, (long) ranges[r] * kvWidth + (long) g * hd), kvWidth, 0f,
+                            OpenBlas.at(scores, col), nk);
+                }
+                col += n;
+            }
+            rows(nq, (long) nq * nk, i -> {
+                float[] row = new float[nk];
+                scores.copyTo((long) i * nk, row, 0, nk);
+                byte[] kind = new byte[nk];
+                float max = Float.NEGATIVE_INFINITY;
+                for (int j = 0; j < nk; j++) {
+                    kind[j] = rule.of(q0 + i, keyRow[j]);
+                    if (kind[j] != EXCLUDED) {
+                        max = Math.max(max, row[j]);
+                    }
+                }
+                if (max == Float.NEGATIVE_INFINITY) {
+                    java.util.Arrays.fill(row, 0f);
+                } else {
+                    double sum = 0;
+                    double[] e = new double[nk];
+                    for (int j = 0; j < nk; j++) {
+                        if (kind[j] != EXCLUDED) {
+                            e[j] = Math.exp((double) row[j] - max);
+                            sum += e[j];
+                        }
+                    }
+                    for (int j = 0; j < nk; j++) {
+                        row[j] = kind[j] == INCLUDED ? (float) (e[j] / sum) : 0f;
+                    }
+                }
+                scores.copyFrom(row, 0, (long) i * nk, nk);
+            });
+            if (obs != null && obs.wantsProbabilities()) {
+                float[] probs = new float[nq * nk];
+                scores.copyTo(0, probs, 0, probs.length);
+                obs.probabilities(seq, h, nk, probs);
+            }
+            col = 0;
+            boolean first = true;
+            for (int r = 0; r < ranges.length; r += 2) {
+                int n = ranges[r + 1];
+                if (n > 0) {
+                    OpenBlas.sgemm(false, false, nq, hd, n, 1f, OpenBlas.at(scores, col), nk,
+                            OpenBlas.at(v, (long) ranges[r] * kvWidth + (long) g * hd), kvWidth, first ? 0f : 1f,
+                            OpenBlas.at(out, (long) q0 * qWidth + (long) h * hd), qWidth);
+                    first = false;
+                }
+                col += n;
+            }
+            if (first) {
+                zeroBlock(out, q0, nq, h * hd, hd);
             }
         }
     }

@@ -30,6 +30,11 @@ final class OpenBlas {
                 beta, c, ldc);
     }
 
+    /** Sets OpenBLAS's thread count for the whole process (benchmarks only: it changes every caller). */
+    static void setThreads(int n) {
+        openblas.blas_set_num_threads(n);
+    }
+
     static int threads() {
         int n = openblas.blas_get_num_threads();
         return n > 0 ? n : Runtime.getRuntime().availableProcessors();
