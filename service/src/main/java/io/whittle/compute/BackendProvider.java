@@ -15,6 +15,14 @@ public interface BackendProvider {
     /** The device this provider would use, with {@code usable=false} and the reason when it cannot. */
     DeviceInfo probe();
 
+    /**
+     * Bytes of this device's memory in use now (for the device memory gauges), or -1 when the provider cannot
+     * tell.
+     */
+    default long memoryUsedBytes() {
+        return -1;
+    }
+
     /** Makes the backend; only called after a usable probe. */
     Backend create();
 }

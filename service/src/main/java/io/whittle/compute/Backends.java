@@ -29,6 +29,12 @@ public final class Backends {
      * unknown fails with the reason, so a job never silently runs somewhere the user did not ask for.
      */
     public static Backend create(String requested) {
+        Backend b = createUntimed(requested);
+        KernelTimings.Listener listener = KernelTimings.current();
+        return listener == KernelTimings.NONE ? b : new TimedBackend(b, listener);
+    }
+
+    private static Backend createUntimed(String requested) {
         String want = requested == null ? "auto" : requested.trim().toLowerCase();
         List<BackendProvider> providers = providers();
         if (want.equals("auto")) {
