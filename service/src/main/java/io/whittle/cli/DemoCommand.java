@@ -101,8 +101,8 @@ final class DemoCommand implements Callable<Integer> {
         body.put("calibration", calibration.toString());
         body.put("eval", eval.toString());
         ObjectNode p = body.putObject("params");
-        parseParams().forEach(p::put);
-        out.println("POST " + base + "/api/v1/jobs " + Json.MAPPER.writeValueAsString(body).replace('\n', ' '));
+        parseParams().forEach((k, v) -> p.set(k, jsonValue(v)));
+        out.println("POST " + base + "/api/v1/jobs " + body);
         HttpResponse<String> submitted = http.send(HttpRequest.newBuilder(URI.create(base + "/api/v1/jobs"))
                 .header("Content-Type", "application/json")
                 .POST(HttpRequest.BodyPublishers.ofString(Json.MAPPER.writeValueAsString(body))).build(),
@@ -185,7 +185,8 @@ final class DemoCommand implements Callable<Integer> {
         return sb.toString();
     }
 
-    private Map<String, String> parseParams() {
+    /** The --param values, or ratio=0.25 when none are given and the method is camera-p. */
+    Map<String, String> parseParams() {
         List<String> given = params;
         if (given == null || given.isEmpty()) {
             given = DEFAULT_METHOD.equals(method) ? List.of(DEFAULT_PARAM) : List.of();
@@ -199,6 +200,18 @@ final class DemoCommand implements Callable<Integer> {
             values.put(p.substring(0, eq).trim(), p.substring(eq + 1).trim());
         }
         return values;
+    }
+
+    /** A --param value as JSON: a number or boolean when it reads as one, else a string. */
+    private static JsonNode jsonValue(String v) {
+        if (v.equals("true") || v.equals("false")) {
+            return Json.MAPPER.getNodeFactory().booleanNode(Boolean.parseBoolean(v));
+        }
+        try {
+            return Json.MAPPER.getNodeFactory().numberNode(new java.math.BigDecimal(v));
+        } catch (NumberFormatException e) {
+            return Json.MAPPER.getNodeFactory().stringNode(v);
+        }
     }
 
     /** Writes {@code sequences} x {@code length} random token ids (seeded) unless the file exists. */

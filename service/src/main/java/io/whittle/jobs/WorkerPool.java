@@ -216,7 +216,7 @@ public final class WorkerPool implements AutoCloseable {
             }
             Duration took = Duration.ofNanos(System.nanoTime() - start);
             Progress last = rj.last;
-            Progress done = new Progress("done", last.layers(), last.layers(), 1.0);
+            Progress done = new Progress("done", null, last.layers(), 1.0);
             if (store.finish(job.id(), owner, JobState.SUCCEEDED, null,
                     new JobOutput(ex.output().toString(), ex.report().toString()), ex.device(), done)) {
                 recordSuccess(job, ex, took);

@@ -475,6 +475,11 @@ class JobApiTest {
     }
 
     @Test
+    void theEmbeddedDatabaseLivesUnderTheDataDirectory() {
+        assertThat(DATA.resolve("db/whittle.mv.db")).isRegularFile();
+    }
+
+    @Test
     void healthProbesAnswer() {
         assertThat(http.get("/actuator/health").json().path("status").stringValue()).isEqualTo("UP");
         assertThat(http.get("/actuator/health/liveness").status()).isEqualTo(200);
