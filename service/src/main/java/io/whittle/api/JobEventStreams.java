@@ -15,6 +15,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.beans.factory.DisposableBean;
+import org.springframework.context.SmartLifecycle;
 import org.springframework.http.MediaType;
 import org.springframework.stereotype.Component;
 import org.springframework.web.servlet.mvc.method.annotation.SseEmitter;
@@ -25,7 +26,7 @@ import org.springframework.web.servlet.mvc.method.annotation.SseEmitter;
  * state did, {@code progress} otherwise, the job as data), and closes the stream after the final state.
  */
 @Component
-public class JobEventStreams implements DisposableBean {
+public class JobEventStreams implements DisposableBean, SmartLifecycle {
 
     private static final Logger log = LoggerFactory.getLogger(JobEventStreams.class);
     /** A comment line this often keeps idle connections open through proxies. */
@@ -36,6 +37,7 @@ public class JobEventStreams implements DisposableBean {
     private final Map<SseEmitter, Watch> watches = new ConcurrentHashMap<>();
     private final ScheduledExecutorService poller;
     private final AtomicLong eventIds = new AtomicLong();
+    private volatile boolean running;
 
     private static final class Watch {
         final String jobId;
@@ -156,6 +158,40 @@ public class JobEventStreams implements DisposableBean {
     /** Number of open streams (for tests and diagnostics). */
     public int openStreams() {
         return watches.size();
+    }
+
+    @Override
+    public void start() {
+        running = true;
+    }
+
+    /**
+     * Ends the open streams when the service stops, after the workers (which may still report a released job) and
+     * before the web server's graceful shutdown, which would otherwise wait for these long requests.
+     */
+    @Override
+    public void stop() {
+        running = false;
+        try {
+            poll(); // the last state the workers left
+        } catch (RuntimeException e) {
+            log.debug("final event poll failed: {}", e.toString());
+        }
+        for (Watch w : List.copyOf(watches.values())) {
+            synchronized (w) {
+                drop(w);
+            }
+        }
+    }
+
+    @Override
+    public boolean isRunning() {
+        return running;
+    }
+
+    @Override
+    public int getPhase() {
+        return Integer.MAX_VALUE - 100;
     }
 
     @Override
