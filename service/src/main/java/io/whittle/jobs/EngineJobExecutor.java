@@ -15,6 +15,8 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.function.BooleanSupplier;
 import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
@@ -26,6 +28,7 @@ import tools.jackson.databind.json.JsonMapper;
 public final class EngineJobExecutor implements JobExecutor {
 
     private static final JsonMapper JSON = JsonMapper.builder().build();
+    private static final Logger log = LoggerFactory.getLogger(EngineJobExecutor.class);
 
     private final StorageRoots roots;
 
@@ -101,7 +104,9 @@ public final class EngineJobExecutor implements JobExecutor {
 
     /**
      * Deletes {@code .<name>.whittle-tmp-*} directories beside the output: partial outputs of attempts whose worker
-     * died. They are never published, and a new attempt writes a fresh one.
+     * died. They are never published, and a new attempt writes a fresh one of its own, so this is best effort: a
+     * directory that cannot be removed now (a stalled worker that lost its lease may still be writing into it, and
+     * removes it itself when it notices) is left with a warning.
      */
     static void removeStaleStaging(Path output) {
         Path parent = output.getParent();
@@ -109,12 +114,18 @@ public final class EngineJobExecutor implements JobExecutor {
             return;
         }
         String prefix = "." + output.getFileName() + ".whittle-tmp-";
+        List<Path> stale;
         try (Stream<Path> s = Files.list(parent)) {
-            for (Path p : s.filter(x -> x.getFileName().toString().startsWith(prefix)).toList()) {
-                deleteRecursively(p);
-            }
+            stale = s.filter(x -> x.getFileName().toString().startsWith(prefix)).toList();
         } catch (IOException e) {
-            throw new UncheckedIOException("cleaning stale staging directories beside " + output + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("listing " + parent + ": " + e.getMessage(), e);
+        }
+        for (Path p : stale) {
+            try {
+                deleteRecursively(p);
+            } catch (IOException | UncheckedIOException e) {
+                log.warn("could not remove the stale staging directory {} (yet): {}", p, e.toString());
+            }
         }
     }
 

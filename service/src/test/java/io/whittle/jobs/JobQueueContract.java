@@ -213,7 +213,7 @@ abstract class JobQueueContract {
     @Test
     void aKilledWorkersJobCompletesOnAnotherWorkerWithAttemptTwoAndOneOutput() throws Exception {
         tinyModel(6);
-        Job job = submitSlow(350);
+        Job job = submitSlow(400);
         Process doomed = startWorkerProcess("doomed");
         try {
             Job running = await(job.id(), "running at layer >= 1 on the child worker", j -> j.state() == JobState.RUNNING
@@ -242,29 +242,46 @@ abstract class JobQueueContract {
 
     @Test
     void aWorkerThatStopsHeartbeatingLosesTheJobAndPublishesNothing() throws Exception {
-        tinyModel(6);
-        Job job = submitSlow(350);
+        tinyModel(4);
+        Job job = submitSlow(0);
         ScheduledExecutorService frozen = Executors.newSingleThreadScheduledExecutor();
-        List<String> frozenOutcomes = new ArrayList<>();
-        JobMetrics frozenMetrics = new JobMetrics() {
+        List<String> staleOutcomes = new java.util.concurrent.CopyOnWriteArrayList<>();
+        JobMetrics staleMetrics = new JobMetrics() {
             @Override
             public void jobCompleted(String method, String outcome) {
-                frozenOutcomes.add(outcome);
+                staleOutcomes.add(outcome);
             }
         };
-        WorkerPool stale = pool(settings("stale", Duration.ofSeconds(30)), new EngineJobExecutor(roots), frozenMetrics, frozen);
-        await(job.id(), "running on the stale worker", j -> j.state() == JobState.RUNNING && j.progress().layer() != null);
-        frozen.shutdownNow(); // its heartbeats stop, as in a long GC pause or a network partition
-        Thread stopper = new Thread(stale::stop); // no new claims; stop() returns when its job has ended
+        // the stale worker stalls at layer 1 (as in a long GC pause or a network partition) until the test lets it go
+        java.util.concurrent.CountDownLatch atLayerOne = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch resume = new java.util.concurrent.CountDownLatch(1);
+        EngineJobExecutor engine = new EngineJobExecutor(roots);
+        JobExecutor stalling = (j, progress, cancelled) -> engine.execute(j, (stage, layer, layers, fraction) -> {
+            progress.update(stage, layer, layers, fraction);
+            if (stage.equals("compress") && layer == 1 && atLayerOne.getCount() > 0) {
+                atLayerOne.countDown();
+                try {
+                    resume.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }, cancelled);
+        WorkerPool stale = pool(settings("stale", Duration.ofSeconds(30)), stalling, staleMetrics, frozen);
+        assertThat(atLayerOne.await(WAIT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        frozen.shutdownNow(); // its heartbeats stop
+        Thread stopper = new Thread(stale::stop); // and it claims nothing new; stop() returns when its job has ended
         stopper.start();
 
         pool(settings("healthy", Duration.ofSeconds(5)), new EngineJobExecutor(roots), JobMetrics.NONE, null);
+        await(job.id(), "claimed again by the healthy worker", j -> j.attempt() == 2);
+        resume.countDown(); // the stale worker wakes up with its lease long gone
         Job done = await(job.id(), "finished", j -> j.state().isFinal());
         stopper.join(WAIT.toMillis());
         assertThat(stopper.isAlive()).isFalse();
         assertThat(done.state()).isEqualTo(JobState.SUCCEEDED);
         assertThat(done.attempt()).isEqualTo(2);
-        assertThat(frozenOutcomes).as("outcomes the stale worker recorded").isEmpty();
+        assertThat(staleOutcomes).as("outcomes the stale worker recorded").isEmpty();
         Path target = Path.of(done.output());
         assertThat(stagingDirs(target)).isEmpty();
         assertDownProjectionsScaled(target, 0.5);
