@@ -2,7 +2,6 @@ package io.whittle.jobs;
 
 import io.whittle.methods.CompressionMethod;
 import io.whittle.methods.InvalidParametersException;
-import io.whittle.methods.InvalidParametersException.FieldError;
 import io.whittle.methods.JobRequest;
 import io.whittle.methods.JobRunner;
 import io.whittle.methods.MethodDescriptor;

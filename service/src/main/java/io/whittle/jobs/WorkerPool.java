@@ -181,7 +181,11 @@ public final class WorkerPool implements AutoCloseable {
                 }
                 continue;
             }
-            run(claimed.get(), owner);
+            try {
+                run(claimed.get(), owner);
+            } catch (RuntimeException e) { // never let one job end the slot
+                log.error("{}: running job {} failed unexpectedly", owner, claimed.get().id(), e);
+            }
         }
     }
 
@@ -211,18 +215,21 @@ public final class WorkerPool implements AutoCloseable {
                 rj.leaseLost = true;
             }
             JobExecutor.Execution ex = executor.execute(job, rj, rj);
+            Duration took = Duration.ofNanos(System.nanoTime() - start);
+            Progress done = new Progress("done", null, rj.last.layers(), 1.0);
+            // the heartbeat keeps the lease while the outcome is recorded (with retries)
+            boolean recorded = write(owner, "success", job, () -> store.finish(job.id(), owner, JobState.SUCCEEDED, null,
+                    new JobOutput(ex.output().toString(), ex.report().toString()), ex.device(), done));
             if (beat != null) {
                 beat.cancel(false);
             }
-            Duration took = Duration.ofNanos(System.nanoTime() - start);
-            Progress last = rj.last;
-            Progress done = new Progress("done", null, last.layers(), 1.0);
-            if (store.finish(job.id(), owner, JobState.SUCCEEDED, null,
-                    new JobOutput(ex.output().toString(), ex.report().toString()), ex.device(), done)) {
+            if (recorded) {
                 recordSuccess(job, ex, took);
                 log.info("{}: job {} succeeded in {} s: {}", owner, job.id(), took.toMillis() / 1000.0, ex.output());
             } else {
-                log.warn("{}: lost the lease of job {} after publishing {}; withdrawing it (another attempt owns the job)",
+                // unrecorded, the output must not stay: the attempt that owns the job (now or after this lease
+                // expires) publishes its own
+                log.warn("{}: could not record the success of job {} (lease lost or database unreachable); withdrawing {}",
                         owner, job.id(), ex.output());
                 withdraw(ex.output());
             }
@@ -230,13 +237,14 @@ public final class WorkerPool implements AutoCloseable {
             if (rj.leaseLost) {
                 log.warn("{}: lost the lease of job {}; its work is discarded", owner, job.id());
             } else if (rj.cancelRequested) {
-                if (store.finish(job.id(), owner, JobState.CANCELLED, new JobError(JobErrorCodes.CANCELLED,
-                        "cancelled by request during stage " + rj.last.stage()), null, null, rj.last)) {
+                if (write(owner, "cancellation", job, () -> store.finish(job.id(), owner, JobState.CANCELLED,
+                        new JobError(JobErrorCodes.CANCELLED, "cancelled by request during stage " + rj.last.stage()), null,
+                        null, rj.last))) {
                     metrics.jobCompleted(job.method(), "cancelled");
                 }
                 log.info("{}: job {} cancelled", owner, job.id());
             } else if (rj.releaseRequested) {
-                boolean released = store.release(job.id(), owner);
+                boolean released = write(owner, "release", job, () -> store.release(job.id(), owner));
                 log.info("{}: job {} {} (worker stopping)", owner, job.id(), released ? "released to the queue" : "not released: lease lost");
             } else {
                 fail(job, owner, rj, JobErrorCodes.METHOD_FAILED, message(e));
@@ -265,10 +273,34 @@ public final class WorkerPool implements AutoCloseable {
         if (rj.leaseLost) {
             return;
         }
-        if (store.finish(job.id(), owner, JobState.FAILED, new JobError(code, message), null, null, rj.last)) {
+        if (write(owner, "failure", job, () -> store.finish(job.id(), owner, JobState.FAILED, new JobError(code, message),
+                null, null, rj.last))) {
             metrics.jobCompleted(job.method(), "failed");
         }
         log.info("{}: job {} failed: {} {}", owner, job.id(), code, message);
+    }
+
+    /**
+     * Makes a fenced write of a job's outcome, retrying a few times when the database fails; false when the lease is
+     * lost or the database stays unreachable (the lease then expires and another attempt takes the job).
+     */
+    private static boolean write(String owner, String what, Job job, BooleanSupplier write) {
+        for (int attempt = 1; ; attempt++) {
+            try {
+                return write.getAsBoolean();
+            } catch (RuntimeException e) {
+                if (attempt >= 3) {
+                    log.error("{}: could not record the {} of job {}: {}", owner, what, job.id(), e.toString());
+                    return false;
+                }
+                try {
+                    Thread.sleep(500L * attempt);
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    return false;
+                }
+            }
+        }
     }
 
     private void recordSuccess(Job job, JobExecutor.Execution ex, Duration took) {

@@ -18,6 +18,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.stream.Stream;
@@ -114,6 +115,7 @@ class JobApiTest {
 
     @Test
     void aSubmittedJobRunsAndShowsItsResultAndReport() throws IOException {
+        Map<Path, String> inputsBefore = digests(MODELS);
         Http.Response submitted = http.post("/api/v1/jobs", job("{\"factor\": 0.5}", ""));
         assertThat(submitted.status()).as(submitted.body()).isEqualTo(202);
         JsonNode body = submitted.json();
@@ -156,6 +158,8 @@ class JobApiTest {
         assertThat(r.path("result").path("scaled_tensors").asInt()).isEqualTo(4 * 4); // 4 layers x 4 experts
         assertThat(r.path("timings").path("total").asDouble()).isPositive();
         assertThat(r.path("timings").path("method").asDouble()).isPositive();
+
+        assertThat(digests(MODELS)).as("the inputs, after the job").isEqualTo(inputsBefore);
 
         // the compressed model: every expert down_proj halved exactly (0.5 is exact in bf16), everything else unchanged
         ModelSpec spec = io.whittle.model.ModelSpecs.load(model);
@@ -514,6 +518,22 @@ class JobApiTest {
         assertThat(value(text, "whittle_bytes_processed_total{method=\"test-scale\"}")).isPositive();
         assertThat(value(text, "whittle_job_device_memory_peak_bytes_max{method=\"test-scale\"}")).isPositive();
         assertThat(value(text, "whittle_device_memory_total_bytes{device=\"cpu\"}")).isPositive();
+    }
+
+    /** SHA-256 of every file under a directory. */
+    static Map<Path, String> digests(Path dir) throws IOException {
+        Map<Path, String> out = new java.util.TreeMap<>();
+        try (Stream<Path> walk = Files.walk(dir)) {
+            for (Path p : walk.filter(Files::isRegularFile).toList()) {
+                try {
+                    out.put(dir.relativize(p), java.util.HexFormat.of().formatHex(
+                            java.security.MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(p))));
+                } catch (java.security.NoSuchAlgorithmException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+        }
+        return out;
     }
 
     private static double value(String text, String series) {

@@ -5,6 +5,8 @@ import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 import com.tngtech.archunit.core.domain.JavaClasses;
 import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.core.importer.ImportOption;
+import com.tngtech.archunit.core.importer.Location;
+import java.util.Set;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -18,8 +20,24 @@ class ArchitectureTest {
 
     @BeforeAll
     static void importClasses() {
+        // only our own class directories/jars: scanning the whole classpath for the package is slow
         classes = new ClassFileImporter().withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
-                .importPackages("io.whittle");
+                .importLocations(Set.of(location(io.whittle.jobs.JobStore.class), location(io.whittle.kernels.CudaProbe.class)));
+    }
+
+    private static Location location(Class<?> c) {
+        try {
+            return Location.of(c.getProtectionDomain().getCodeSource().getLocation().toURI());
+        } catch (java.net.URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @Test
+    void theImportSawTheWholeCodeBase() {
+        org.assertj.core.api.Assertions.assertThat(classes.containPackage("io.whittle.methods")).isTrue();
+        org.assertj.core.api.Assertions.assertThat(classes.containPackage("io.whittle.kernels")).isTrue();
+        org.assertj.core.api.Assertions.assertThat(classes.containPackage("io.whittle.api")).isTrue();
     }
 
     @Test

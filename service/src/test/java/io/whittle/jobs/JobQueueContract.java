@@ -27,7 +27,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.function.BooleanSupplier;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -285,6 +284,51 @@ abstract class JobQueueContract {
         Path target = Path.of(done.output());
         assertThat(stagingDirs(target)).isEmpty();
         assertDownProjectionsScaled(target, 0.5);
+    }
+
+    @Test
+    void aWorkerThatFindsItsLeaseLostAfterPublishingWithdrawsTheOutput() throws Exception {
+        Path out = outputs.resolve("published");
+        store.insert(new NewJob("p", "noop", 0, "/m", null, null, out.toString(), "{}", null, "auto", null, null, 3));
+        ScheduledExecutorService frozen = Executors.newSingleThreadScheduledExecutor();
+        java.util.concurrent.CountDownLatch published = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch stolen = new java.util.concurrent.CountDownLatch(1);
+        List<String> outcomes = new java.util.concurrent.CopyOnWriteArrayList<>();
+        WorkerPool loser = pool(settings("loser", Duration.ofSeconds(30)), (job, progress, cancelled) -> {
+            Files.createDirectories(out);
+            Files.writeString(out.resolve("report.json"), "{}");
+            published.countDown();
+            stolen.await(); // published, then stalled until another worker holds the job
+            return new JobExecutor.Execution(out, out.resolve("report.json"), JsonMapper.builder().build().createObjectNode(),
+                    "cpu", 0);
+        }, new JobMetrics() {
+            @Override
+            public void jobCompleted(String method, String outcome) {
+                outcomes.add(outcome);
+            }
+        }, frozen);
+        assertThat(published.await(WAIT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        frozen.shutdownNow();
+        Thread stopper = new Thread(loser::stop);
+        stopper.start();
+        Optional<Job> thief = Optional.empty();
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (thief.isEmpty() && System.nanoTime() < deadline) {
+            Thread.sleep(50);
+            thief = store.claim("thief", Duration.ofMinutes(5), List.of("auto"), "cpu", j -> {
+            });
+        }
+        assertThat(thief).as("the job, claimed again after the lease expired").isPresent();
+        stolen.countDown();
+        stopper.join(WAIT.toMillis());
+        assertThat(stopper.isAlive()).isFalse();
+        assertThat(out).as("the unrecorded output").doesNotExist();
+        assertThat(stagingDirs(out)).isEmpty();
+        assertThat(outcomes).isEmpty();
+        Job job = store.find("p").orElseThrow();
+        assertThat(job.state()).isEqualTo(JobState.RUNNING);
+        assertThat(job.leaseOwner()).isEqualTo("thief");
+        assertThat(job.attempt()).isEqualTo(2);
     }
 
     @Test
