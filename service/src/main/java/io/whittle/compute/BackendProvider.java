@@ -16,6 +16,14 @@ public interface BackendProvider {
     DeviceInfo probe();
 
     /**
+     * Bytes of this device's memory in use now (for the device memory gauges), or -1 when the provider cannot
+     * tell.
+     */
+    default long memoryUsedBytes() {
+        return -1;
+    }
+
+    /**
      * Makes the backend; only called after a usable probe. Host memory the backend allocates (all of it, for the
      * CPU backend) comes from {@code hostAllocator}, so a job's peak covers it.
      */

@@ -32,8 +32,17 @@ public final class Backends {
         return create(requested, io.whittle.tensor.HostAllocator.root());
     }
 
-    /** As {@link #create(String)}, with the host allocator the backend draws from. */
+    /**
+     * As {@link #create(String)}, with the host allocator the backend draws from; wrapped to report operation
+     * timings when a {@link KernelTimings} listener is installed.
+     */
     public static Backend create(String requested, io.whittle.tensor.HostAllocator hostAllocator) {
+        Backend b = createUntimed(requested, hostAllocator);
+        KernelTimings.Listener listener = KernelTimings.current();
+        return listener == KernelTimings.NONE ? b : new TimedBackend(b, listener);
+    }
+
+    private static Backend createUntimed(String requested, io.whittle.tensor.HostAllocator hostAllocator) {
         String want = requested == null ? "auto" : requested.trim().toLowerCase();
         List<BackendProvider> providers = providers();
         if (want.equals("auto")) {

@@ -28,6 +28,12 @@ public final class CpuBackendProvider implements BackendProvider {
         }
     }
 
+    /** Host memory held by tensors (the root host allocator), the part of memory Whittle's own work uses. */
+    @Override
+    public long memoryUsedBytes() {
+        return io.whittle.tensor.HostAllocator.root().allocatedBytes();
+    }
+
     @Override
     public Backend create(io.whittle.tensor.HostAllocator hostAllocator) {
         return new CpuBackend(hostAllocator);

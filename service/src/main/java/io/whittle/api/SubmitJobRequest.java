@@ -1,0 +1,35 @@
+package io.whittle.api;
+
+import io.swagger.v3.oas.annotations.media.Schema;
+import java.util.Map;
+import tools.jackson.databind.JsonNode;
+
+/**
+ * Body of {@code POST /api/v1/jobs}. Unknown fields are rejected. Paths are server paths: model, calibration and
+ * eval under a configured model root, output under the output root (relative paths are taken against those roots).
+ */
+@Schema(description = "A compression job to run")
+public record SubmitJobRequest(
+        @Schema(description = "Method name, see GET /api/v1/methods", example = "camera-p", requiredMode = Schema.RequiredMode.REQUIRED)
+        String method,
+        @Schema(description = "Hugging Face model directory (read-only)", requiredMode = Schema.RequiredMode.REQUIRED)
+        String model,
+        @Schema(description = "Calibration tokens: .json, .safetensors, .txt or .jsonl")
+        String calibration,
+        @Schema(description = "Token file for perplexity before and after")
+        String eval,
+        @Schema(description = "Method parameters, validated against GET /api/v1/methods")
+        Map<String, JsonNode> params,
+        @Schema(description = "Output directory (must not exist or be empty); default: <output-root>/<job id>")
+        String output,
+        @Schema(description = "auto, cpu or cuda", example = "auto")
+        String backend,
+        @Schema(description = "Higher runs first (-1000..1000)", example = "0")
+        Integer priority,
+        @Schema(description = "Windowing of text calibration files")
+        Sampling sampling) {
+
+    /** How text calibration files are cut into windows. */
+    public record Sampling(Integer samples, Integer seqLen, Long seed) {
+    }
+}

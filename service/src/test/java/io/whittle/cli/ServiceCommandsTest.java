@@ -1,0 +1,74 @@
+package io.whittle.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.whittle.model.Checkpoint;
+import io.whittle.testing.Http;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+import tools.jackson.databind.JsonNode;
+
+/** {@code whittle demo} end to end (with the test method standing in for camera-p) and the serve/demo options. */
+class ServiceCommandsTest {
+
+    @TempDir
+    Path data;
+
+    @Test
+    void demoStartsTheServiceAndRunsAJobThroughTheHttpApi() throws Exception {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        CommandLine cl = WhittleMain.commandLine();
+        cl.setOut(new PrintWriter(out, true));
+        cl.setErr(new PrintWriter(err, true));
+        int rc = cl.execute("demo", "--method", "test-scale", "--param", "factor=0.5", "--data-dir", data.toString());
+        String text = out.toString();
+        assertThat(rc).as(text + err).isZero();
+        assertThat(text).contains("synthesised a 4-layer MoE model").contains("service at http://localhost:")
+                .contains("accepted").contains("RUNNING").contains("SUCCEEDED");
+        Matcher m = Pattern.compile("compressed model: (\\S+)").matcher(text);
+        assertThat(m.find()).as(text).isTrue();
+        Path output = Path.of(m.group(1));
+        assertThat(output).startsWith(data.toRealPath().resolve("outputs"));
+        assertThat(output.resolve("config.json")).isRegularFile();
+        try (Checkpoint in = Checkpoint.open(data.resolve("models/demo-mixtral")); Checkpoint written = Checkpoint.open(output)) {
+            assertThat(written.tensorNames()).isEqualTo(in.tensorNames());
+        }
+        JsonNode report = Http.JSON.readTree(Files.readString(output.resolve("report.json")));
+        assertThat(report.path("method").stringValue()).isEqualTo("test-scale");
+        // the demo evaluates before and after: halving every down_proj changes the perplexity
+        double before = report.path("eval").path("before").path("perplexity").asDouble();
+        double after = report.path("eval").path("after").path("perplexity").asDouble();
+        assertThat(before).isGreaterThan(1.0);
+        assertThat(after).isGreaterThan(1.0).isNotEqualTo(before);
+        assertThat(text).contains("\"perplexity\"");
+    }
+
+    @Test
+    void demoDefaultsToCameraPWithRatioAQuarter() {
+        DemoCommand demo = new DemoCommand();
+        new CommandLine(demo).parseArgs();
+        assertThat(demo.method).isEqualTo("camera-p");
+        assertThat(demo.parseParams()).isEqualTo(Map.of("ratio", "0.25"));
+        DemoCommand other = new DemoCommand();
+        new CommandLine(other).parseArgs("--method", "test-scale");
+        assertThat(other.parseParams()).isEmpty();
+    }
+
+    @Test
+    void serveRejectsArgumentsThatAreNotSpringProperties() {
+        StringWriter err = new StringWriter();
+        CommandLine cl = WhittleMain.commandLine();
+        cl.setErr(new PrintWriter(err, true));
+        assertThat(cl.execute("serve", "stray")).isEqualTo(2);
+        assertThat(err.toString()).contains("unexpected argument 'stray'");
+    }
+}
