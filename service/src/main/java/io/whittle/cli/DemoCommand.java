@@ -76,8 +76,10 @@ final class DemoCommand implements Callable<Integer> {
         } else {
             out.println("using the synthetic model in " + model);
         }
-        writeTokens(calibration, 16, 128, synth.vocab(), 11);
-        writeTokens(eval, 8, 128, synth.vocab(), 12);
+        // tokens drawn from the dense model itself: it is their best predictor, so perplexity after compression
+        // measures how far the compressed model moved (random tokens on random weights would measure nothing)
+        writeSampledTokens(out, model, calibration, 16, 128, 11);
+        writeSampledTokens(out, model, eval, 8, 128, 12);
 
         List<String> args = List.of("--whittle.role=all", "--whittle.storage.data-dir=" + data, "--server.port=" + port,
                 "--whittle.security.api-keys=", "--whittle.worker.poll-interval=200ms", "--logging.level.root=WARN",
@@ -214,20 +216,20 @@ final class DemoCommand implements Callable<Integer> {
         }
     }
 
-    /** Writes {@code sequences} x {@code length} random token ids (seeded) unless the file exists. */
-    private static void writeTokens(Path file, int sequences, int length, int vocab, long seed) throws IOException {
+    /** Writes {@code sequences} x {@code length} tokens sampled from the model (seeded) unless the file exists. */
+    private static void writeSampledTokens(PrintWriter out, Path model, Path file, int sequences, int length, long seed)
+            throws IOException {
         if (Files.isRegularFile(file)) {
             return;
         }
-        Random random = new Random(seed);
-        ObjectNode root = Json.object();
-        ArrayNode ids = root.putArray("input_ids");
-        for (int s = 0; s < sequences; s++) {
-            ArrayNode seq = ids.addArray();
-            for (int t = 0; t < length; t++) {
-                seq.add(1 + random.nextInt(vocab - 1));
-            }
+        out.println("sampling " + sequences + " x " + length + " tokens from the model for " + file.getFileName() + "...");
+        out.flush();
+        List<int[]> seqs;
+        try (io.whittle.compute.Backend b = io.whittle.compute.Backends.create("cpu")) {
+            seqs = io.whittle.forward.DenseSampler.sample(model, b, sequences, length, 1.0, seed);
         }
+        ObjectNode root = Json.object();
+        root.set("input_ids", io.whittle.forward.CalibrationData.toJson(seqs));
         Files.writeString(file, Json.MAPPER.writeValueAsString(root));
     }
 }

@@ -19,8 +19,8 @@ import java.util.stream.IntStream;
  */
 public final class CpuBackend implements Backend {
 
-    /** Below this many elements a row-parallel loop costs more than it saves. */
-    private static final long PARALLEL_THRESHOLD = 1 << 16;
+    /** Below this many elements a row-parallel loop costs more than it saves (fork-join wake-up, busy machines). */
+    private static final long PARALLEL_THRESHOLD = 1 << 20;
     /** Channels per parallel task of the micro-expert energy epilogue. */
     private static final int ENERGY_COLUMN_BLOCK = 128;
 

@@ -158,7 +158,7 @@ class CpuBackendTest {
 
     @Test
     void elementwiseOps() {
-        int n = 70_001; // above the parallel threshold, not a multiple of the chunk
+        int n = 1_100_001; // above the parallel threshold (2^20), not a multiple of the chunk
         float[] a = rand(n), b = rand(n);
         try (FloatTensor ta = FloatTensor.of(Shape.of(n), a); FloatTensor tb = FloatTensor.of(Shape.of(n), b);
              FloatTensor out = FloatTensor.zeros(n)) {

@@ -1,5 +1,7 @@
 package io.whittle.methods.camera;
 
+import io.whittle.forward.DenseSampler;
+
 import io.whittle.compute.cpu.CpuBackend;
 import io.whittle.methods.JobRunner;
 import io.whittle.model.ModelSpec.Family;

@@ -1,5 +1,7 @@
 package io.whittle.methods.camera;
 
+import io.whittle.forward.DenseSampler;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -1,10 +1,6 @@
-package io.whittle.methods.camera;
+package io.whittle.forward;
 
 import io.whittle.compute.Backend;
-import io.whittle.forward.DecoderLayer;
-import io.whittle.forward.Embeddings;
-import io.whittle.forward.LayerWeights;
-import io.whittle.forward.TokenBatch;
 import io.whittle.model.Checkpoint;
 import io.whittle.model.ModelSpec;
 import io.whittle.model.ModelSpecs;
@@ -27,12 +23,17 @@ import java.util.SplittableRandom;
  * whole prefix: no KV cache, which small models make affordable), with one {@link SplittableRandom} seeded by
  * {@code seed}. All layers are held in memory.
  */
-final class DenseSampler {
+public final class DenseSampler {
 
     private DenseSampler() {
     }
 
-    static List<int[]> sample(Path modelDir, Backend backend, int sequences, int length, double temperature, long seed) {
+    /** {@code sequences} token sequences of {@code length} tokens drawn from the model at {@code temperature}. */
+    public static List<int[]> sample(Path modelDir, Backend backend, int sequences, int length, double temperature, long seed) {
+        if (sequences < 1 || length < 1 || !(temperature > 0)) {
+            throw new IllegalArgumentException("sampling needs sequences >= 1, length >= 1 and temperature > 0 (got "
+                    + sequences + ", " + length + ", " + temperature + ")");
+        }
         ModelSpec spec = ModelSpecs.load(modelDir);
         SplittableRandom random = new SplittableRandom(seed);
         int[][] seqs = new int[sequences][length];
@@ -110,7 +111,7 @@ final class DenseSampler {
     }
 
     /** Inverse-CDF draw from softmax(logits / temperature) in fp64. */
-    static int draw(float[] logits, double temperature, SplittableRandom random) {
+    public static int draw(float[] logits, double temperature, SplittableRandom random) {
         double max = Double.NEGATIVE_INFINITY;
         for (float v : logits) {
             max = Math.max(max, v / temperature);
