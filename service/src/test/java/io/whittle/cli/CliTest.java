@@ -174,4 +174,37 @@ class CliTest {
         assertThat(synth.err()).contains("--hidden 30");
         assertThat(dir.resolve("x")).doesNotExist();
     }
+
+    @Test
+    void sampleDrawsDeterministicTokensThatTheModelPredictsBetterThanRandomOnes() throws Exception {
+        Path a = dir.resolve("sample-a.json");
+        Path b = dir.resolve("sample-b.json");
+        for (Path p : new Path[] {a, b}) {
+            Result r = run("sample", "--model", model.toString(), "--sequences", "3", "--seq-len", "20", "--seed", "9", "--out",
+                    p.toString());
+            assertThat(r.code()).as(r.err()).isZero();
+        }
+        assertThat(Files.readString(a)).isEqualTo(Files.readString(b));
+        JsonNode ids = JSON.readTree(Files.readString(a)).get("input_ids");
+        assertThat(ids).hasSize(3);
+        for (JsonNode seq : ids) {
+            assertThat(seq).hasSize(20);
+            seq.forEach(t -> assertThat(t.asInt()).isBetween(0, 63));
+        }
+        double sampled = run("eval", "--model", model.toString(), "--calibration", a.toString()).json().get("mean_nll").asDouble();
+        Path random = dir.resolve("random.json");
+        StringBuilder sb = new StringBuilder("{\"input_ids\": [");
+        java.util.Random rnd = new java.util.Random(4);
+        for (int s = 0; s < 3; s++) {
+            sb.append(s == 0 ? "[" : ", [");
+            for (int i = 0; i < 20; i++) {
+                sb.append(i == 0 ? "" : ", ").append(rnd.nextInt(64));
+            }
+            sb.append(']');
+        }
+        Files.writeString(random, sb.append("]}").toString());
+        double uniform = run("eval", "--model", model.toString(), "--calibration", random.toString()).json().get("mean_nll").asDouble();
+        assertThat(sampled).isLessThan(uniform);
+        assertThat(run("sample", "--model", model.toString(), "--out", a.toString()).err()).contains("already exists");
+    }
 }
