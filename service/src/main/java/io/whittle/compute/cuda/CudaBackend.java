@@ -4,6 +4,7 @@ import io.whittle.compute.AttentionObserver;
 import io.whittle.compute.AttentionShape;
 import io.whittle.compute.Backend;
 import io.whittle.compute.DeviceInfo;
+import io.whittle.compute.DeviceTimer;
 import io.whittle.compute.Routing;
 import io.whittle.kernels.CudaDevice;
 import io.whittle.kernels.CudaStream;
@@ -32,7 +33,7 @@ import java.util.Map;
  * allocator. Matrix products run in fp32 by default; {@code whittle.cuda.matmul=bf16} rounds operands to bf16 for
  * the tensor cores (fp32 accumulation), about 3 significant digits per product.
  */
-public final class CudaBackend implements Backend {
+public final class CudaBackend implements Backend, DeviceTimer {
 
     /** Settings of one backend instance. */
     public record Options(Gemm.Precision matmulPrecision, long memoryLimitBytes) {
@@ -131,6 +132,17 @@ public final class CudaBackend implements Backend {
         return options;
     }
 
+    /** GPU time of the work {@code body} issues on this backend's stream, from CUDA events. */
+    @Override
+    public double timeMillis(Runnable body) {
+        return stream.timeMillis(body);
+    }
+
+    /** Whether {@link #matmul(Gemm.Precision, Tensor, boolean, Tensor, boolean, float, float, Tensor)} supports bf16 here. */
+    public boolean supportsBf16Matmul() {
+        return gemm.supports(Gemm.Precision.BF16);
+    }
+
     private Kernel kernel(String module, String function) {
         return kernels.computeIfAbsent(module + "/" + function, k -> device.kernel(module, function));
     }
@@ -203,6 +215,12 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, float alpha, float beta, Tensor c) {
+        matmul(options.matmulPrecision(), a, transposeA, b, transposeB, alpha, beta, c);
+    }
+
+    /** {@link #matmul} in the given operand precision (benchmarks measure both). */
+    public void matmul(Gemm.Precision precision, Tensor a, boolean transposeA, Tensor b, boolean transposeB, float alpha, float beta,
+                       Tensor c) {
         CudaTensor ta = cuda(a), tb = cuda(b), tc = cuda(c);
         int ar = ta.rows(), ac = ta.cols(), br = tb.rows(), bc = tb.cols();
         int m = transposeA ? ac : ar;
@@ -217,8 +235,7 @@ public final class CudaBackend implements Backend {
         if (m == 0 || n == 0) {
             return;
         }
-        gemm.gemm(options.matmulPrecision(), transposeA, transposeB, m, n, k, alpha, ta.address(), ac, tb.address(), bc, beta,
-                tc.address(), n);
+        gemm.gemm(precision, transposeA, transposeB, m, n, k, alpha, ta.address(), ac, tb.address(), bc, beta, tc.address(), n);
     }
 
     @Override
