@@ -123,22 +123,25 @@ extern "C" __global__ void scatter_add_rows_ordered_f32(const float* __restrict_
 // Rotary embedding in place, rotate_half convention: channel i of a head pairs with channel i + half.
 // x is [tokens, heads * 2 * half]; token t uses row posRow[t] of the cos/sin tables [rows, half], which the
 // Java side computes exactly as the CPU backend does (fp32 inverse frequencies, fp32 angle, fp64 cos/sin).
+// Grid-stride over tokens (blocks), threads over the token's heads * half pairs: 32-bit index arithmetic only
+// (64-bit division per element would make this memory-bound kernel compute-bound).
 extern "C" __global__ void rotary_f32(float* x, const int* __restrict__ posRow, const float* __restrict__ cosTable,
                                       const float* __restrict__ sinTable, long long tokens, int heads, int half) {
-    const long long perToken = (long long) heads * half;
-    const long long n = tokens * perToken;
-    for (long long k = wh_global_thread(); k < n; k += wh_grid_stride()) {
-        long long t = k / perToken;
-        int rem = (int) (k - t * perToken);
-        int h = rem / half;
-        int i = rem - h * half;
-        float* base = x + t * (2 * perToken) + (long long) h * 2 * half;
-        long long tableIndex = (long long) posRow[t] * half + i;
-        float c = cosTable[tableIndex];
-        float s = sinTable[tableIndex];
-        float x1 = base[i];
-        float x2 = base[i + half];
-        base[i] = __fsub_rn(__fmul_rn(x1, c), __fmul_rn(x2, s));
-        base[i + half] = __fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s));
+    const int perToken = heads * half;
+    for (long long t = blockIdx.x; t < tokens; t += gridDim.x) {
+        float* row = x + t * (2LL * perToken);
+        const float* cosRow = cosTable + (long long) posRow[t] * half;
+        const float* sinRow = sinTable + (long long) posRow[t] * half;
+        for (int k = threadIdx.x; k < perToken; k += blockDim.x) {
+            int h = k / half;
+            int i = k - h * half;
+            float* base = row + 2 * h * half;
+            float c = cosRow[i];
+            float s = sinRow[i];
+            float x1 = base[i];
+            float x2 = base[i + half];
+            base[i] = __fsub_rn(__fmul_rn(x1, c), __fmul_rn(x2, s));
+            base[i + half] = __fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s));
+        }
     }
 }

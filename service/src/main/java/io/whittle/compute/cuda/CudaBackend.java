@@ -293,8 +293,7 @@ public final class CudaBackend implements Backend, DeviceTimer {
         }
         RotaryTables tables = rotaryTables(headDim, theta, positions);
         int half = headDim / 2;
-        long work = (long) positions.length * heads * half;
-        stream.launch(kernel("elementwise.cu", "rotary_f32"), Dim3.of(gridFor(work, 256)), Dim3.of(256), 0,
+        stream.launch(kernel("elementwise.cu", "rotary_f32"), Dim3.of(gridFor(positions.length, 1)), Dim3.of(blockForCols(heads * half)), 0,
                 KernelArgs.of().ptr(tx.address()).ptr(tables.posRow.address()).ptr(tables.cos.address()).ptr(tables.sin.address())
                         .i64(positions.length).i32(heads).i32(half));
     }
