@@ -80,6 +80,11 @@ public final class CudaStream implements AutoCloseable {
         return memory.heldBytes();
     }
 
+    /** Bytes freed by this stream's users and kept for reuse (counted as used by the device). */
+    public long cachedBytes() {
+        return memory.cachedBytes();
+    }
+
     /** Returns cached, unused device memory to the device. */
     public void releaseCachedMemory() {
         enter();

@@ -4,6 +4,7 @@ import io.whittle.compute.AttentionObserver;
 import io.whittle.compute.AttentionShape;
 import io.whittle.compute.Backend;
 import io.whittle.compute.DeviceInfo;
+import io.whittle.compute.DeviceMemoryInfo;
 import io.whittle.compute.DeviceTimer;
 import io.whittle.compute.Routing;
 import io.whittle.kernels.CudaDevice;
@@ -33,7 +34,7 @@ import java.util.Map;
  * allocator. Matrix products run in fp32 by default; {@code whittle.cuda.matmul=bf16} rounds operands to bf16 for
  * the tensor cores (fp32 accumulation), about 3 significant digits per product.
  */
-public final class CudaBackend implements Backend, DeviceTimer {
+public final class CudaBackend implements Backend, DeviceTimer, DeviceMemoryInfo {
 
     /** Settings of one backend instance. */
     public record Options(Gemm.Precision matmulPrecision, long memoryLimitBytes) {
@@ -136,6 +137,13 @@ public final class CudaBackend implements Backend, DeviceTimer {
     @Override
     public double timeMillis(Runnable body) {
         return stream.timeMillis(body);
+    }
+
+    @Override
+    public long availableBytes() {
+        long device = stream.device().memInfo().freeBytes() + stream.cachedBytes();
+        DeviceAllocator a = stream.allocator();
+        return Math.min(device, a.limit() - a.allocatedBytes());
     }
 
     /** Whether {@link #matmul(Gemm.Precision, Tensor, boolean, Tensor, boolean, float, float, Tensor)} supports bf16 here. */
