@@ -92,6 +92,18 @@ extern "C" __global__ void gather_rows_f32(const float* __restrict__ src, const 
     }
 }
 
+// gather on 16-byte vectors (cols4 = cols / 4; cols % 4 == 0 and aligned pointers, checked on the Java side)
+extern "C" __global__ void gather_rows_f32x4(const wh_f4* __restrict__ src, const int* __restrict__ rows, int count, int cols4,
+                                             wh_f4* __restrict__ dst) {
+    for (long long i = blockIdx.x; i < count; i += gridDim.x) {
+        const wh_f4* s = src + (long long) rows[i] * cols4;
+        wh_f4* d = dst + i * cols4;
+        for (int c = threadIdx.x; c < cols4; c += blockDim.x) {
+            d[c] = s[c];
+        }
+    }
+}
+
 // dst[rows[i], :] += w[i] * src[i, :] (w null: 1), rows distinct (the Java side checks), so rows run in parallel.
 extern "C" __global__ void scatter_add_rows_f32(const float* __restrict__ src, const int* __restrict__ rows,
                                                 const float* __restrict__ weights, int count, int cols, float* dst) {
@@ -101,6 +113,25 @@ extern "C" __global__ void scatter_add_rows_f32(const float* __restrict__ src, c
         float w = weights ? weights[i] : 1.0f;
         for (int c = threadIdx.x; c < cols; c += blockDim.x) {
             d[c] = __fadd_rn(d[c], __fmul_rn(w, s[c]));
+        }
+    }
+}
+
+// scatter-add on 16-byte vectors (cols4 = cols / 4; alignment as for gather_rows_f32x4), rows distinct
+extern "C" __global__ void scatter_add_rows_f32x4(const wh_f4* __restrict__ src, const int* __restrict__ rows,
+                                                  const float* __restrict__ weights, int count, int cols4, wh_f4* dst) {
+    for (long long i = blockIdx.x; i < count; i += gridDim.x) {
+        const wh_f4* s = src + i * cols4;
+        wh_f4* d = dst + (long long) rows[i] * cols4;
+        float w = weights ? weights[i] : 1.0f;
+        for (int c = threadIdx.x; c < cols4; c += blockDim.x) {
+            wh_f4 a = s[c];
+            wh_f4 b = d[c];
+            b.x = __fadd_rn(b.x, __fmul_rn(w, a.x));
+            b.y = __fadd_rn(b.y, __fmul_rn(w, a.y));
+            b.z = __fadd_rn(b.z, __fmul_rn(w, a.z));
+            b.w = __fadd_rn(b.w, __fmul_rn(w, a.w));
+            d[c] = b;
         }
     }
 }

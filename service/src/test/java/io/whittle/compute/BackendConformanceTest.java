@@ -269,6 +269,13 @@ public abstract class BackendConformanceTest {
         ref.rmsNorm(x.ref(), w.ref(), 1e-6, y.ref());
         dut.rmsNorm(x.dut(), w.dut(), 1e-6, y.dut());
         assertMatches("rmsNorm", y, TOL);
+        // a row length that is not a multiple of 4 (the scalar kernel)
+        Pair xo = random(9, 99);
+        Pair wo = pair(Shape.of(99), gaussian(99, 1.0));
+        Pair yo = output(9, 99);
+        ref.rmsNorm(xo.ref(), wo.ref(), 1e-6, yo.ref());
+        dut.rmsNorm(xo.dut(), wo.dut(), 1e-6, yo.dut());
+        assertMatches("rmsNorm odd rows", yo, TOL);
         // per-head q/k norm: rows of 16 over a [T, heads * 16] tensor, in place
         Pair q = random(19, 64);
         Pair wh = pair(Shape.of(16), gaussian(16, 1.0));
@@ -433,6 +440,24 @@ public abstract class BackendConformanceTest {
         ref.scatterAddRows(upd.ref(), repeated, null, dst.ref());
         dut.scatterAddRows(upd.dut(), repeated, null, dst.dut());
         assertMatches("scatterAddRows repeated", dst, TOL);
+    }
+
+    @Test
+    void gatherAndScatterAddRowsOnVectorRows() {
+        Pair src = random(40, 128);
+        int[] rows = {39, 0, 3, 17};
+        Pair g = output(rows.length, 128);
+        ref.gatherRows(src.ref(), rows, g.ref());
+        dut.gatherRows(src.dut(), rows, g.dut());
+        assertMatches("gatherRows x4", g, Float.MIN_VALUE);
+        float[] w = gaussian(rows.length, 1.0);
+        Pair dst = random(40, 128);
+        ref.scatterAddRows(g.ref(), rows, w, dst.ref());
+        dut.scatterAddRows(g.dut(), rows, w, dst.dut());
+        assertMatches("scatterAddRows x4", dst, TOL);
+        ref.scatterAddRows(g.ref(), rows, null, dst.ref());
+        dut.scatterAddRows(g.dut(), rows, null, dst.dut());
+        assertMatches("scatterAddRows x4 unweighted", dst, TOL);
     }
 
     @Test

@@ -266,6 +266,19 @@ public final class CudaBackend implements Backend, DeviceTimer, DeviceMemoryInfo
         }
     }
 
+    /** Rows of {@code cols} floats at 16-byte aligned starts in every tensor: the x4 kernels apply. */
+    private static boolean aligned4(long cols, CudaTensor... tensors) {
+        if (cols % 4 != 0) {
+            return false;
+        }
+        for (CudaTensor t : tensors) {
+            if (t.address() % 16 != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     private static int blockForCols(int cols) {
         return Math.max(32, Math.min(256, (cols + 31) / 32 * 32));
     }
@@ -283,9 +296,11 @@ public final class CudaBackend implements Backend, DeviceTimer, DeviceMemoryInfo
         if (rows == 0) {
             return;
         }
-        // one warp per row, 8 warps per block
-        stream.launch(kernel("norms.cu", "rms_norm_f32"), Dim3.of(gridFor(rows, 8)), Dim3.of(256), 0,
-                KernelArgs.of().ptr(tx.address()).ptr(tw.address()).ptr(ty.address()).i64(rows).i32(Math.toIntExact(n)).f64(eps));
+        // one warp per row, 8 warps per block; 16-byte vectors where rows allow
+        boolean vector = aligned4(n, tx, tw, ty);
+        stream.launch(kernel("norms.cu", vector ? "rms_norm_f32x4" : "rms_norm_f32"), Dim3.of(gridFor(rows, 8)), Dim3.of(256), 0,
+                KernelArgs.of().ptr(tx.address()).ptr(tw.address()).ptr(ty.address()).i64(rows).i32(Math.toIntExact(vector ? n / 4 : n))
+                        .f64(eps));
     }
 
     @Override
@@ -502,9 +517,12 @@ public final class CudaBackend implements Backend, DeviceTimer, DeviceMemoryInfo
         if (rows.length == 0 || cols == 0) {
             return;
         }
+        boolean vector = aligned4(cols, ts, td);
+        int width = vector ? cols / 4 : cols;
         try (DeviceBuffer r = uploadScratch(rows, "gatherRows rows")) {
-            stream.launch(kernel("elementwise.cu", "gather_rows_f32"), Dim3.of(gridFor(rows.length, 1)), Dim3.of(blockForCols(cols)), 0,
-                    KernelArgs.of().ptr(ts.address()).ptr(r.address()).i32(rows.length).i32(cols).ptr(td.address()));
+            stream.launch(kernel("elementwise.cu", vector ? "gather_rows_f32x4" : "gather_rows_f32"), Dim3.of(gridFor(rows.length, 1)),
+                    Dim3.of(blockForCols(width)), 0,
+                    KernelArgs.of().ptr(ts.address()).ptr(r.address()).i32(rows.length).i32(width).ptr(td.address()));
         }
     }
 
@@ -522,11 +540,13 @@ public final class CudaBackend implements Backend, DeviceTimer, DeviceMemoryInfo
         boolean distinct = Arrays.stream(rows).distinct().count() == rows.length;
         try (DeviceBuffer r = uploadScratch(rows, "scatterAddRows rows");
              DeviceBuffer w = weights == null ? null : uploadScratch(weights, "scatterAddRows weights")) {
-            KernelArgs args = KernelArgs.of().ptr(ts.address()).ptr(r.address()).ptr(w == null ? 0 : w.address()).i32(rows.length).i32(cols)
+            boolean vector = distinct && aligned4(cols, ts, td);
+            int width = vector ? cols / 4 : cols;
+            KernelArgs args = KernelArgs.of().ptr(ts.address()).ptr(r.address()).ptr(w == null ? 0 : w.address()).i32(rows.length).i32(width)
                     .ptr(td.address());
             if (distinct) {
-                stream.launch(kernel("elementwise.cu", "scatter_add_rows_f32"), Dim3.of(gridFor(rows.length, 1)),
-                        Dim3.of(blockForCols(cols)), 0, args);
+                stream.launch(kernel("elementwise.cu", vector ? "scatter_add_rows_f32x4" : "scatter_add_rows_f32"),
+                        Dim3.of(gridFor(rows.length, 1)), Dim3.of(blockForCols(width)), 0, args);
             } else {
                 // repeated rows must add in index order: one thread per column walks the rows
                 stream.launch(kernel("elementwise.cu", "scatter_add_rows_ordered_f32"), Dim3.of((cols + 255) / 256), Dim3.of(256), 0, args);
