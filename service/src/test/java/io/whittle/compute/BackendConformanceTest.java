@@ -365,7 +365,7 @@ public abstract class BackendConformanceTest {
             starts[s] = total;
             total += lengths[s];
         }
-        for (int headDim : new int[] {16, 64, 128}) {
+        for (int headDim : new int[] {16, 64, 80, 128, 256}) {
             AttentionShape shape = new AttentionShape(4, 2, headDim);
             Pair q = random(total, 4L * headDim);
             Pair k = random(total, 2L * headDim);
