@@ -1,50 +1,62 @@
-// Element-wise dtype conversions between the storage formats of Hugging Face checkpoints and the fp32
-// compute format. Header-free on purpose: the CUDA runtime images carry no headers, so NVRTC must be able
-// to compile this file on its own. bf16 and f16 are handled as raw 16-bit patterns.
+// Dtype conversions between the storage formats of Hugging Face checkpoints (bf16, f16) and the fp32 compute
+// format, plus the fp32 -> bf16 conversion that prepares GEMM operands (optionally transposed, zero-padded).
+#include "whittle_common.cuh"
 
-// bf16 -> f32 is exact: the bf16 bits are the top half of the f32 bits.
-extern "C" __global__ void bf16_to_f32(const unsigned short* __restrict__ in, float* __restrict__ out, long long n) {
-    long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
-    long long stride = (long long) gridDim.x * blockDim.x;
-    for (; i < n; i += stride) {
-        out[i] = __uint_as_float(((unsigned int) in[i]) << 16);
+extern "C" __global__ void bf16_to_f32(const wh_bf16* __restrict__ in, float* __restrict__ out, long long n) {
+    for (long long i = wh_global_thread(); i < n; i += wh_grid_stride()) {
+        out[i] = wh_bf16_to_f32(in[i]);
     }
 }
 
-// f32 -> bf16 with round-to-nearest-even, NaN -> canonical quiet NaN 0x7FC0 (as PyTorch's c10::BFloat16).
-extern "C" __global__ void f32_to_bf16(const float* __restrict__ in, unsigned short* __restrict__ out, long long n) {
-    long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
-    long long stride = (long long) gridDim.x * blockDim.x;
-    for (; i < n; i += stride) {
-        float f = in[i];
-        unsigned int x = __float_as_uint(f);
-        if (f != f) {
-            out[i] = 0x7FC0;
+extern "C" __global__ void f32_to_bf16(const float* __restrict__ in, wh_bf16* __restrict__ out, long long n) {
+    for (long long i = wh_global_thread(); i < n; i += wh_grid_stride()) {
+        out[i] = wh_f32_to_bf16(in[i]);
+    }
+}
+
+extern "C" __global__ void f16_to_f32(const wh_f16* __restrict__ in, float* __restrict__ out, long long n) {
+    for (long long i = wh_global_thread(); i < n; i += wh_grid_stride()) {
+        out[i] = wh_f16_to_f32(in[i]);
+    }
+}
+
+extern "C" __global__ void f32_to_f16(const float* __restrict__ in, wh_f16* __restrict__ out, long long n) {
+    for (long long i = wh_global_thread(); i < n; i += wh_grid_stride()) {
+        out[i] = wh_f32_to_f16(in[i]);
+    }
+}
+
+// GEMM operand preparation. The source is an fp32 matrix [srcRows x srcCols] with row stride srcLd; the output
+// is that matrix (transpose = 0) or its transpose (transpose = 1) in bf16, [outRows x dstLd] with outCols real
+// columns and the padding columns outCols..dstLd-1 set to zero, so the GEMM never needs a K bound.
+// Launch: block (32, 8), grid (ceil(dstLd / 32), ceil(outRows / 32)). A 32x32 shared tile keeps both the reads
+// and the writes coalesced when transposing.
+extern "C" __global__ void __launch_bounds__(256) f32_to_bf16_2d(const float* __restrict__ src, long long srcLd, int srcRows,
+                                                                 int srcCols, int transpose, wh_bf16* __restrict__ dst,
+                                                                 long long dstLd) {
+    __shared__ float tile[32][33];
+    const long long outRows = transpose ? srcCols : srcRows;
+    const long long r0 = (long long) blockIdx.y * 32;
+    const long long c0 = (long long) blockIdx.x * 32;
+    const int tx = threadIdx.x;
+    for (int i = threadIdx.y; i < 32; i += blockDim.y) {
+        if (transpose) {
+            // out[r][c] = src[c][r]: read source row c0 + i along r (coalesced), keep it as tile column i
+            long long sr = c0 + i;
+            long long sc = r0 + tx;
+            tile[tx][i] = (sr < srcRows && sc < srcCols) ? src[sr * srcLd + sc] : 0.0f;
         } else {
-            x += 0x7FFFu + ((x >> 16) & 1u);
-            out[i] = (unsigned short) (x >> 16);
+            long long r = r0 + i;
+            long long c = c0 + tx;
+            tile[i][tx] = (r < srcRows && c < srcCols) ? src[r * srcLd + c] : 0.0f;
         }
     }
-}
-
-// f16 -> f32 (exact) through the hardware conversion instruction.
-extern "C" __global__ void f16_to_f32(const unsigned short* __restrict__ in, float* __restrict__ out, long long n) {
-    long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
-    long long stride = (long long) gridDim.x * blockDim.x;
-    for (; i < n; i += stride) {
-        float f;
-        asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(in[i]));
-        out[i] = f;
-    }
-}
-
-// f32 -> f16, round-to-nearest-even (cvt.rn).
-extern "C" __global__ void f32_to_f16(const float* __restrict__ in, unsigned short* __restrict__ out, long long n) {
-    long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
-    long long stride = (long long) gridDim.x * blockDim.x;
-    for (; i < n; i += stride) {
-        unsigned short h;
-        asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(in[i]));
-        out[i] = h;
+    __syncthreads();
+    for (int i = threadIdx.y; i < 32; i += blockDim.y) {
+        long long r = r0 + i;
+        long long c = c0 + tx;
+        if (r < outRows && c < dstLd) {
+            dst[r * dstLd + c] = wh_f32_to_bf16(tile[i][tx]);
+        }
     }
 }

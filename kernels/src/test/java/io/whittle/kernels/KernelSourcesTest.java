@@ -22,8 +22,14 @@ class KernelSourcesTest {
             assertThat(source).contains("extern \"C\" __global__");
             // NVRTC in runtime images has no CUDA headers: sources must not include them
             assertThat(source).doesNotContain("#include <cuda");
-            assertThat(KernelSources.sha256(source)).hasSize(64);
+            assertThat(source).as(module).contains("#include \"whittle_common.cuh\"");
+            assertThat(KernelSources.moduleHash(module)).hasSize(64).isNotEqualTo(KernelSources.sha256(source));
         }
+        try (Stream<Path> files = Files.list(Path.of("src/main/cuda"))) {
+            var headers = files.map(p -> p.getFileName().toString()).filter(n -> n.endsWith(".cuh")).collect(Collectors.toSet());
+            assertThat(KernelSources.HEADERS).containsExactlyInAnyOrderElementsOf(headers);
+        }
+        assertThat(KernelSources.baseName("attention.cu")).isEqualTo("attention");
     }
 
     @Test

@@ -73,6 +73,11 @@ public final class LayerwisePipeline {
                                          Listener listener, Map<String, Double> seconds) {
         HostAllocator alloc = options.allocator();
         int layers = spec.numLayers();
+        int groupTokens = options.maxGroupTokens();
+        if (backend instanceof io.whittle.compute.DeviceMemoryInfo memory) {
+            // a GPU: shrink forward groups to what fits, or fail now with the numbers rather than mid-run
+            groupTokens = MemoryPlanner.plan(spec, batch, groupTokens, memory.availableBytes(), backend.name()).groupTokens();
+        }
         Shape hiddenShape = Shape.of(batch.totalTokens(), spec.hiddenSize());
         Tensor hidden = backend.allocate(hiddenShape);
         Tensor next = backend.allocate(hiddenShape);
@@ -97,7 +102,7 @@ public final class LayerwisePipeline {
                     boolean propagated = false;
                     if (observer != null || options.mode() == Mode.PARALLEL) {
                         t = System.nanoTime();
-                        layer.forward(backend, weights, hidden, next, batch, options.maxGroupTokens(), observer);
+                        layer.forward(backend, weights, hidden, next, batch, groupTokens, observer);
                         seconds.merge(observer != null ? "observe" : "forward", secondsSince(t), Double::sum);
                         propagated = true;
                     }
@@ -106,7 +111,7 @@ public final class LayerwisePipeline {
                     seconds.merge("compress", secondsSince(t), Double::sum);
                     if (!propagated || (options.mode() == Mode.SEQUENTIAL && weights.anyChanged())) {
                         t = System.nanoTime();
-                        layer.forward(backend, weights, hidden, next, batch, options.maxGroupTokens(), null);
+                        layer.forward(backend, weights, hidden, next, batch, groupTokens, null);
                         seconds.merge("forward", secondsSince(t), Double::sum);
                     }
                     t = System.nanoTime();
