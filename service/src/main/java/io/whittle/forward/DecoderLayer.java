@@ -39,29 +39,59 @@ public final class DecoderLayer {
      */
     public void forward(Backend backend, LayerWeights weights, Tensor hidden, Tensor out, TokenBatch batch,
                         int maxGroupTokens, LayerObserver observer) {
-        LayerObserver obs = observer == null ? LayerObserver.NONE : observer;
-        Map<String, Tensor> w = new HashMap<>();
+        try (Uploaded w = upload(backend, weights)) {
+            forward(backend, w, hidden, out, batch, maxGroupTokens, observer);
+        }
+    }
+
+    /** The layer's weights on a backend (views on the CPU, device copies on a GPU); close to release them. */
+    public static final class Uploaded implements AutoCloseable {
+        private final Map<String, Tensor> tensors = new HashMap<>();
+
+        Tensor get(String name) {
+            return tensors.get(name);
+        }
+
+        @Override
+        public void close() {
+            tensors.values().forEach(Tensor::close);
+            tensors.clear();
+        }
+    }
+
+    /** Uploads every tensor of the layer once, for several forwards over the same weights. */
+    public static Uploaded upload(Backend backend, LayerWeights weights) {
+        Uploaded u = new Uploaded();
         try {
             for (String n : weights.names()) {
-                w.put(n, backend.upload(weights.get(n)));
+                u.tensors.put(n, backend.upload(weights.get(n)));
             }
-            int[] positions = batch.positions();
-            for (int[] g : batch.groups(maxGroupTokens)) {
-                int firstRow = batch.start(g[0]);
-                int rows = batch.start(g[1] - 1) + batch.length(g[1] - 1) - firstRow;
-                int[] starts = new int[g[1] - g[0]];
-                int[] lengths = new int[starts.length];
-                for (int s = g[0]; s < g[1]; s++) {
-                    starts[s - g[0]] = batch.start(s) - firstRow;
-                    lengths[s - g[0]] = batch.length(s);
-                }
-                int[] pos = java.util.Arrays.copyOfRange(positions, firstRow, firstRow + rows);
-                Tensor hIn = hidden.rowSlice(firstRow, rows);
-                Tensor hOut = out.rowSlice(firstRow, rows);
-                forwardGroup(backend, w, hIn, hOut, starts, lengths, pos, firstRow, obs);
+        } catch (RuntimeException e) {
+            u.close();
+            throw e;
+        }
+        return u;
+    }
+
+    /** As {@link #forward(Backend, LayerWeights, Tensor, Tensor, TokenBatch, int, LayerObserver)} on uploaded weights. */
+    public void forward(Backend backend, Uploaded weights, Tensor hidden, Tensor out, TokenBatch batch, int maxGroupTokens,
+                        LayerObserver observer) {
+        LayerObserver obs = observer == null ? LayerObserver.NONE : observer;
+        Map<String, Tensor> w = weights.tensors;
+        int[] positions = batch.positions();
+        for (int[] g : batch.groups(maxGroupTokens)) {
+            int firstRow = batch.start(g[0]);
+            int rows = batch.start(g[1] - 1) + batch.length(g[1] - 1) - firstRow;
+            int[] starts = new int[g[1] - g[0]];
+            int[] lengths = new int[starts.length];
+            for (int s = g[0]; s < g[1]; s++) {
+                starts[s - g[0]] = batch.start(s) - firstRow;
+                lengths[s - g[0]] = batch.length(s);
             }
-        } finally {
-            w.values().forEach(Tensor::close);
+            int[] pos = java.util.Arrays.copyOfRange(positions, firstRow, firstRow + rows);
+            Tensor hIn = hidden.rowSlice(firstRow, rows);
+            Tensor hOut = out.rowSlice(firstRow, rows);
+            forwardGroup(backend, w, hIn, hOut, starts, lengths, pos, firstRow, obs);
         }
     }
 

@@ -50,12 +50,17 @@ public final class ForwardBenchmark {
 
     /** Dense fp32 GEMM rate of the backend: median of {@code runs} n x n x n products after two warm-ups. */
     public static double gemmGflops(Backend backend, int n, int runs) {
-        try (Tensor a = backend.allocate(Shape.of(n, n)); Tensor b = backend.allocate(Shape.of(n, n));
-             Tensor c = backend.allocate(Shape.of(n, n))) {
-            try (FloatTensor ha = backend.toHost(a); FloatTensor hb = backend.toHost(b)) {
-                fillRandom(ha, 1, 1.0f);
-                fillRandom(hb, 2, 1.0f);
-            }
+        try (FloatTensor ha = FloatTensor.zeros(n, n); FloatTensor hb = FloatTensor.zeros(n, n)) {
+            fillRandom(ha, 1, 1.0f);
+            fillRandom(hb, 2, 1.0f);
+            return gemmGflops(backend, ha, hb, runs);
+        }
+    }
+
+    private static double gemmGflops(Backend backend, FloatTensor ha, FloatTensor hb, int runs) {
+        int n = ha.rows();
+        // fill on the host and upload: toHost is a copy on device backends
+        try (Tensor a = backend.upload(ha); Tensor b = backend.upload(hb); Tensor c = backend.allocate(Shape.of(n, n))) {
             backend.matmul(a, false, b, false, 1f, 0f, c);
             backend.matmul(a, false, b, false, 1f, 0f, c);
             double[] t = new double[runs];
@@ -100,15 +105,15 @@ public final class ForwardBenchmark {
         TokenBatch batch = new TokenBatch(seqs);
         DecoderLayer decoder = new DecoderLayer(spec, layer);
         try (LayerWeights weights = LayerWeights.of(layer, tensors, DType.F32);
-             FloatTensor hiddenHost = alloc.allocate(Shape.of(batch.totalTokens(), spec.hiddenSize()), "hidden");
+             FloatTensor hiddenHost = filledHidden(alloc, batch.totalTokens(), spec.hiddenSize());
              Tensor hidden = backend.upload(hiddenHost);
-             Tensor out = backend.allocate(hiddenHost.shape())) {
-            fillRandom(hiddenHost, 99, 1f);
-            decoder.forward(backend, weights, hidden, out, batch, LayerwisePipeline.DEFAULT_GROUP_TOKENS, null); // warm-up
+             Tensor out = backend.allocate(hiddenHost.shape());
+             DecoderLayer.Uploaded uploaded = DecoderLayer.upload(backend, weights)) {
+            decoder.forward(backend, uploaded, hidden, out, batch, LayerwisePipeline.DEFAULT_GROUP_TOKENS, null); // warm-up
             double[] t = new double[repeats];
             for (int i = 0; i < repeats; i++) {
                 long t0 = System.nanoTime();
-                decoder.forward(backend, weights, hidden, out, batch, LayerwisePipeline.DEFAULT_GROUP_TOKENS, null);
+                decoder.forward(backend, uploaded, hidden, out, batch, LayerwisePipeline.DEFAULT_GROUP_TOKENS, null);
                 t[i] = (System.nanoTime() - t0) / 1e9;
             }
             Arrays.sort(t);
@@ -121,6 +126,12 @@ public final class ForwardBenchmark {
             return new Result(shapeName, layer, spec.isMoeLayer(layer), sequences, seqLen, repeats, median, tokens / median, fpt,
                     modelGflops, gemm, gemmN, modelGflops / gemm, alloc.peakBytes());
         }
+    }
+
+    private static FloatTensor filledHidden(HostAllocator alloc, int rows, int cols) {
+        FloatTensor h = alloc.allocate(Shape.of(rows, cols), "hidden");
+        fillRandom(h, 99, 1f); // before the upload: on a device backend the upload is a copy
+        return h;
     }
 
     /** Fast deterministic uniform fill with standard deviation {@code std} (xorshift; Gaussian quality is not needed). */
