@@ -68,10 +68,7 @@ public final class CameraAnalyze implements CompressionMethod {
 
             @Override
             public LayerObserver observer(LayerWeights weights) {
-                if (!spec.isMoeLayer(weights.layer())) {
-                    return null;
-                }
-                scorer = new EnergyScorer(MoePool.of(spec, weights.layer()), weights, ctx.backend(), ctx.allocator(), 0);
+                scorer = EnergyScorer.forLayer(ctx, weights, 0);
                 return scorer;
             }
 

@@ -155,11 +155,7 @@ public final class CameraPrune implements CompressionMethod {
 
         @Override
         public LayerObserver observer(LayerWeights weights) {
-            if (!spec.isMoeLayer(weights.layer())) {
-                return null;
-            }
-            scorer = new EnergyScorer(MoePool.of(spec, weights.layer()), weights, ctx.backend(), ctx.allocator(),
-                    ctx.calibration().totalTokens());
+            scorer = EnergyScorer.forLayer(ctx, weights, ctx.calibration().totalTokens());
             return scorer;
         }
 

@@ -47,6 +47,17 @@ public final class EnergyScorer implements LayerObserver, AutoCloseable {
      * @param captureRows total rows of the calibration batch when the inputs should be kept for error measurement,
      *                    or 0 when not
      */
+    /**
+     * The scorer for one layer of a job, or null for a dense layer (nothing to score). {@code captureRows} MoE
+     * inputs are kept for the output-error measurement and Hessians (0 for analysis only).
+     */
+    public static EnergyScorer forLayer(io.whittle.methods.JobContext ctx, LayerWeights weights, int captureRows) {
+        if (!ctx.spec().isMoeLayer(weights.layer())) {
+            return null;
+        }
+        return new EnergyScorer(MoePool.of(ctx.spec(), weights.layer()), weights, ctx.backend(), ctx.allocator(), captureRows);
+    }
+
     public EnergyScorer(MoePool pool, LayerWeights weights, Backend backend, HostAllocator allocator, int captureRows) {
         this.pool = pool;
         this.weights = weights;

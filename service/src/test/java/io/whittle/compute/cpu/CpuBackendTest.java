@@ -1,5 +1,7 @@
 package io.whittle.compute.cpu;
 
+import static io.whittle.testing.Numerics.relErr;
+
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -8,6 +10,7 @@ import io.whittle.compute.AttentionShape;
 import io.whittle.compute.Routing;
 import io.whittle.tensor.FloatTensor;
 import io.whittle.tensor.Shape;
+import io.whittle.testing.Numerics;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -28,21 +31,9 @@ class CpuBackendTest {
     }
 
     private float[] rand(int n) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) random.nextGaussian();
-        }
-        return a;
+        return Numerics.gaussian(random, n);
     }
 
-    static double relErr(float[] out, double[] ref) {
-        double num = 0, den = 0;
-        for (int i = 0; i < ref.length; i++) {
-            num += (out[i] - ref[i]) * (out[i] - ref[i]);
-            den += ref[i] * ref[i];
-        }
-        return Math.sqrt(num / den);
-    }
 
     @Test
     void matmulAllTransposes() {

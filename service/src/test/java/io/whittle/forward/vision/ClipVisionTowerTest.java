@@ -1,5 +1,7 @@
 package io.whittle.forward.vision;
 
+import static io.whittle.testing.Numerics.relErr;
+
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -175,14 +177,6 @@ class ClipVisionTowerTest {
         return states;
     }
 
-    static double relErr(float[] out, double[] ref) {
-        double num = 0, den = 0;
-        for (int i = 0; i < ref.length; i++) {
-            num += (out[i] - ref[i]) * (out[i] - ref[i]);
-            den += ref[i] * ref[i];
-        }
-        return Math.sqrt(num / den);
-    }
 
     @Test
     void towerAndProjectorMatchAnIndependentFp64Computation() {
