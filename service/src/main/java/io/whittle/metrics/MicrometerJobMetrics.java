@@ -23,7 +23,8 @@ import java.util.function.Supplier;
  *   <li>{@code whittle.jobs.submitted} counter (method), {@code whittle.jobs.completed} counter (method, outcome),
  *       {@code whittle.bytes.processed} counter (method);</li>
  *   <li>{@code whittle.job.duration} timer with histogram (method, backend), {@code whittle.job.stage.duration}
- *       timer (method, stage), {@code whittle.job.device.memory.peak} distribution summary in bytes (method);</li>
+ *       timer with histogram (method, stage), {@code whittle.job.device.memory.peak} distribution summary in bytes
+ *       (method);</li>
  *   <li>{@code whittle.jobs.active} gauge (state: queued, running);</li>
  *   <li>{@code whittle.kernel.duration} timer with histogram (kernel, device), fed by the backends through
  *       {@link KernelTimings}, with the work of those kernels: {@code whittle.kernel.flops} counter (kernel, device;
@@ -66,7 +67,7 @@ public final class MicrometerJobMetrics implements JobMetrics, AutoCloseable {
     @Override
     public void stageDuration(String method, String stage, Duration duration) {
         Timer.builder("whittle.job.stage.duration").description("Time per stage of successful job runs")
-                .tag("method", method).tag("stage", stage).register(registry).record(duration);
+                .tag("method", method).tag("stage", stage).publishPercentileHistogram().register(registry).record(duration);
     }
 
     @Override
