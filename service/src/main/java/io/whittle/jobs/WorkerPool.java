@@ -320,8 +320,9 @@ public final class WorkerPool implements AutoCloseable {
             metrics.jobDevicePeakMemory(method, peak.asLong());
         }
         metrics.bytesProcessed(method, ex.bytesProcessed());
-        // a benchmark job's measurements become the whittle.benchmark.* gauges
-        for (JsonNode r : report.path("benchmark_results")) {
+        // a benchmark job's measurements (its method's report, result.benchmark_results) become the
+        // whittle.benchmark.* gauges
+        for (JsonNode r : report.path("result").path("benchmark_results")) {
             if (r.path("op").isString() && r.path("throughput").isNumber() && r.path("efficiency").isNumber()) {
                 metrics.benchmarkResult(r.path("op").stringValue(),
                         r.path("shape").isString() ? r.path("shape").stringValue() : "",
