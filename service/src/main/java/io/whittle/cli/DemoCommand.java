@@ -17,7 +17,6 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
 import java.util.concurrent.Callable;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -29,6 +28,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.SerializationFeature;
 import tools.jackson.databind.node.ArrayNode;
 import tools.jackson.databind.node.ObjectNode;
 
@@ -59,6 +59,9 @@ final class DemoCommand implements Callable<Integer> {
     int port;
     @Option(names = "--timeout", defaultValue = "900", description = "Seconds to wait for the job (default ${DEFAULT-VALUE}).")
     long timeoutSeconds;
+    @Option(names = "--prepare-only", description = {"Only write the model and token files under <data-dir>/models and print the",
+            "job request to submit to a running service (paths relative to its first model root); e.g. to seed a volume."})
+    boolean prepareOnly;
 
     @Override
     public Integer call() throws Exception {
@@ -80,6 +83,14 @@ final class DemoCommand implements Callable<Integer> {
         // measures how far the compressed model moved (random tokens on random weights would measure nothing)
         writeSampledTokens(out, model, calibration, 16, 128, 11);
         writeSampledTokens(out, model, eval, 8, 128, 12);
+        if (prepareOnly) {
+            ObjectNode body = request(models.relativize(model), models.relativize(calibration), models.relativize(eval));
+            out.println("wrote the demo model and tokens under " + models + "; with that directory as the service's first model "
+                    + "root, submit a job with:");
+            out.println("  curl -s -X POST http://localhost:8080/api/v1/jobs -H 'Content-Type: application/json' -d '"
+                    + Json.MAPPER.writer().without(SerializationFeature.INDENT_OUTPUT).writeValueAsString(body) + "'");
+            return 0;
+        }
 
         List<String> args = List.of("--whittle.role=all", "--whittle.storage.data-dir=" + data, "--server.port=" + port,
                 "--whittle.security.api-keys=", "--whittle.worker.poll-interval=200ms", "--logging.level.root=WARN",
@@ -97,13 +108,7 @@ final class DemoCommand implements Callable<Integer> {
 
     private int run(PrintWriter out, String base, Path model, Path calibration, Path eval) throws Exception {
         HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
-        ObjectNode body = Json.object();
-        body.put("method", method);
-        body.put("model", model.toString());
-        body.put("calibration", calibration.toString());
-        body.put("eval", eval.toString());
-        ObjectNode p = body.putObject("params");
-        parseParams().forEach((k, v) -> p.set(k, jsonValue(v)));
+        ObjectNode body = request(model, calibration, eval);
         out.println("POST " + base + "/api/v1/jobs " + body);
         HttpResponse<String> submitted = http.send(HttpRequest.newBuilder(URI.create(base + "/api/v1/jobs"))
                 .header("Content-Type", "application/json")
@@ -136,6 +141,18 @@ final class DemoCommand implements Callable<Integer> {
         out.println("compressed model: " + job.path("result").path("output").stringValue());
         out.println("report file:      " + job.path("result").path("report").stringValue());
         return 0;
+    }
+
+    /** The job request for the demo model and token files. */
+    private ObjectNode request(Path model, Path calibration, Path eval) {
+        ObjectNode body = Json.object();
+        body.put("method", method);
+        body.put("model", model.toString());
+        body.put("calibration", calibration.toString());
+        body.put("eval", eval.toString());
+        ObjectNode p = body.putObject("params");
+        parseParams().forEach((k, v) -> p.set(k, jsonValue(v)));
+        return body;
     }
 
     /** Prints the job's progress from its event stream until the stream ends (the job reached a final state). */

@@ -14,6 +14,16 @@ public final class KernelTimings {
     @FunctionalInterface
     public interface Listener {
         void kernelFinished(String kernel, String device, long nanos);
+
+        /**
+         * As {@link #kernelFinished(String, String, long)}, with the work the operation did: {@code flops}, the
+         * floating-point operations of its matrix products (2 per multiply-add; element-wise work is not counted,
+         * so 0 for element-wise operations), and {@code bytes}, the bytes of its fp32 operands, each read or
+         * written once (the least memory traffic the operation needs). Achieved rates follow as work / time.
+         */
+        default void kernelFinished(String kernel, String device, long nanos, long flops, long bytes) {
+            kernelFinished(kernel, device, nanos);
+        }
     }
 
     /** The listener in place when none is installed. */

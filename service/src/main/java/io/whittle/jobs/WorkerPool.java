@@ -320,6 +320,16 @@ public final class WorkerPool implements AutoCloseable {
             metrics.jobDevicePeakMemory(method, peak.asLong());
         }
         metrics.bytesProcessed(method, ex.bytesProcessed());
+        // a benchmark job's measurements (its method's report, result.benchmark_results) become the
+        // whittle.benchmark.* gauges
+        for (JsonNode r : report.path("result").path("benchmark_results")) {
+            if (r.path("op").isString() && r.path("throughput").isNumber() && r.path("efficiency").isNumber()) {
+                metrics.benchmarkResult(r.path("op").stringValue(),
+                        r.path("shape").isString() ? r.path("shape").stringValue() : "",
+                        r.path("device").isString() ? r.path("device").stringValue() : device,
+                        r.path("throughput").asDouble(), r.path("efficiency").asDouble());
+            }
+        }
     }
 
     /** Takes a published output that cannot be recorded out of sight (rename), then deletes it. */

@@ -36,4 +36,15 @@ public interface JobMetrics {
     /** Bytes of model weights a run read. */
     default void bytesProcessed(String method, long bytes) {
     }
+
+    /**
+     * One benchmark measurement: {@code throughput} of operation {@code op} on model shape {@code shape} on
+     * {@code device}, in the operation's unit per second (FLOP/s for matrix products, bytes/s for copies, tokens/s
+     * for a forward pass), and {@code efficiency}, the throughput as a fraction of the ceiling of that device
+     * measured in the same run. A later measurement of the same op, shape and device replaces the earlier one.
+     * Workers report here each entry of {@code result.benchmark_results} in a successful job's report (a method's
+     * report: {@code {"op", "shape", "device", "throughput", "efficiency"}}; device defaults to the job's).
+     */
+    default void benchmarkResult(String op, String shape, String device, double throughput, double efficiency) {
+    }
 }

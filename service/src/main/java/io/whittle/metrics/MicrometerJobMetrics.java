@@ -23,17 +23,22 @@ import java.util.function.Supplier;
  *   <li>{@code whittle.jobs.submitted} counter (method), {@code whittle.jobs.completed} counter (method, outcome),
  *       {@code whittle.bytes.processed} counter (method);</li>
  *   <li>{@code whittle.job.duration} timer with histogram (method, backend), {@code whittle.job.stage.duration}
- *       timer (method, stage), {@code whittle.job.device.memory.peak} distribution summary in bytes (method);</li>
+ *       timer with histogram (method, stage), {@code whittle.job.device.memory.peak} distribution summary in bytes
+ *       (method);</li>
  *   <li>{@code whittle.jobs.active} gauge (state: queued, running);</li>
  *   <li>{@code whittle.kernel.duration} timer with histogram (kernel, device), fed by the backends through
- *       {@link KernelTimings};</li>
- *   <li>{@code whittle.device.memory.used} and {@code whittle.device.memory.total} gauges in bytes (device).</li>
+ *       {@link KernelTimings}, with the work of those kernels: {@code whittle.kernel.flops} counter (kernel, device;
+ *       kernels with matrix products only) and {@code whittle.kernel.bytes} counter (kernel, device);</li>
+ *   <li>{@code whittle.device.memory.used} and {@code whittle.device.memory.total} gauges in bytes (device);</li>
+ *   <li>{@code whittle.benchmark.throughput} and {@code whittle.benchmark.efficiency} gauges (op, shape, device),
+ *       the latest benchmark measurement of each.</li>
  * </ul>
  */
 public final class MicrometerJobMetrics implements JobMetrics, AutoCloseable {
 
     private final MeterRegistry registry;
-    private final Map<String, Timer> kernelTimers = new ConcurrentHashMap<>();
+    private final Map<String, KernelMeters> kernels = new ConcurrentHashMap<>();
+    private final Map<List<String>, BenchmarkValues> benchmarks = new ConcurrentHashMap<>();
     private volatile boolean kernelsInstalled;
 
     public MicrometerJobMetrics(MeterRegistry registry) {
@@ -62,7 +67,7 @@ public final class MicrometerJobMetrics implements JobMetrics, AutoCloseable {
     @Override
     public void stageDuration(String method, String stage, Duration duration) {
         Timer.builder("whittle.job.stage.duration").description("Time per stage of successful job runs")
-                .tag("method", method).tag("stage", stage).register(registry).record(duration);
+                .tag("method", method).tag("stage", stage).publishPercentileHistogram().register(registry).record(duration);
     }
 
     @Override
@@ -76,6 +81,22 @@ public final class MicrometerJobMetrics implements JobMetrics, AutoCloseable {
         // no base unit: Prometheus would name it whittle_bytes_processed_bytes_total
         Counter.builder("whittle.bytes.processed").description("Bytes of model weights read by job runs")
                 .tag("method", method).register(registry).increment(bytes);
+    }
+
+    @Override
+    public void benchmarkResult(String op, String shape, String device, double throughput, double efficiency) {
+        BenchmarkValues values = benchmarks.computeIfAbsent(List.of(op, shape, device), k -> {
+            BenchmarkValues v = new BenchmarkValues();
+            Gauge.builder("whittle.benchmark.throughput", v, x -> x.throughput)
+                    .description("Latest benchmark throughput, in the operation's unit per second")
+                    .tag("op", op).tag("shape", shape).tag("device", device).strongReference(true).register(registry);
+            Gauge.builder("whittle.benchmark.efficiency", v, x -> x.efficiency)
+                    .description("Latest benchmark throughput as a fraction of the device ceiling measured in the same run")
+                    .tag("op", op).tag("shape", shape).tag("device", device).strongReference(true).register(registry);
+            return v;
+        });
+        values.throughput = throughput;
+        values.efficiency = efficiency;
     }
 
     /**
@@ -106,14 +127,29 @@ public final class MicrometerJobMetrics implements JobMetrics, AutoCloseable {
 
     /** Makes every backend created from now on report its kernel times to {@code whittle.kernel.duration}. */
     public void installKernelTimings() {
-        KernelTimings.install(this::kernelFinished);
+        KernelTimings.install(new KernelTimings.Listener() {
+            @Override
+            public void kernelFinished(String kernel, String device, long nanos) {
+                MicrometerJobMetrics.this.kernelFinished(kernel, device, nanos, 0, 0);
+            }
+
+            @Override
+            public void kernelFinished(String kernel, String device, long nanos, long flops, long bytes) {
+                MicrometerJobMetrics.this.kernelFinished(kernel, device, nanos, flops, bytes);
+            }
+        });
         kernelsInstalled = true;
     }
 
-    private void kernelFinished(String kernel, String device, long nanos) {
-        kernelTimers.computeIfAbsent(kernel + '\0' + device, k -> Timer.builder("whittle.kernel.duration")
-                .description("Time of compute operations on a device").tag("kernel", kernel).tag("device", device)
-                .publishPercentileHistogram().register(registry)).record(nanos, TimeUnit.NANOSECONDS);
+    private void kernelFinished(String kernel, String device, long nanos, long flops, long bytes) {
+        KernelMeters m = kernels.computeIfAbsent(kernel + '\0' + device, k -> new KernelMeters(registry, kernel, device));
+        m.duration.record(nanos, TimeUnit.NANOSECONDS);
+        if (flops > 0) {
+            m.flops(registry).increment(flops);
+        }
+        if (bytes > 0) {
+            m.bytes.increment(bytes);
+        }
     }
 
     @Override
@@ -122,6 +158,44 @@ public final class MicrometerJobMetrics implements JobMetrics, AutoCloseable {
             KernelTimings.install(KernelTimings.NONE);
             kernelsInstalled = false;
         }
+    }
+
+    /** The meters of one kernel on one device; the FLOP counter only once the kernel reports FLOPs. */
+    private static final class KernelMeters {
+        final Timer duration;
+        final Counter bytes;
+        private final String kernel;
+        private final String device;
+        private volatile Counter flops;
+
+        KernelMeters(MeterRegistry registry, String kernel, String device) {
+            this.kernel = kernel;
+            this.device = device;
+            duration = Timer.builder("whittle.kernel.duration").description("Time of compute operations on a device")
+                    .tag("kernel", kernel).tag("device", device).publishPercentileHistogram().register(registry);
+            // no base unit: Prometheus would name it whittle_kernel_bytes_bytes_total
+            bytes = Counter.builder("whittle.kernel.bytes")
+                    .description("Bytes of fp32 operands compute operations read and wrote (each once)")
+                    .tag("kernel", kernel).tag("device", device).register(registry);
+        }
+
+        Counter flops(MeterRegistry registry) {
+            Counter c = flops;
+            if (c == null) {
+                // registering twice returns the same counter, so a race here is harmless
+                c = Counter.builder("whittle.kernel.flops")
+                        .description("Floating-point operations of the matrix products of compute operations")
+                        .tag("kernel", kernel).tag("device", device).register(registry);
+                flops = c;
+            }
+            return c;
+        }
+    }
+
+    /** The latest benchmark measurement of one op, shape and device. */
+    private static final class BenchmarkValues {
+        volatile double throughput;
+        volatile double efficiency;
     }
 
     /** Job counts by state, read at most once a second. */

@@ -53,6 +53,32 @@ class ServiceCommandsTest {
     }
 
     @Test
+    void demoPrepareOnlyWritesTheInputsAndPrintsTheRequestWithoutStartingTheService() throws Exception {
+        for (int run = 0; run < 2; run++) {
+            StringWriter out = new StringWriter();
+            CommandLine cl = WhittleMain.commandLine();
+            cl.setOut(new PrintWriter(out, true));
+            int rc = cl.execute("demo", "--prepare-only", "--data-dir", data.toString());
+            String text = out.toString();
+            assertThat(rc).as(text).isZero();
+            assertThat(text).contains(run == 0 ? "synthesised a 4-layer MoE model" : "using the synthetic model")
+                    .doesNotContain("service at");
+            Matcher m = Pattern.compile("-d '(\\{.*})'").matcher(text);
+            assertThat(m.find()).as(text).isTrue();
+            JsonNode request = Http.JSON.readTree(m.group(1));
+            assertThat(request.path("method").stringValue()).isEqualTo("camera-p");
+            assertThat(request.path("params").path("ratio").asDouble()).isEqualTo(0.25);
+            // relative to the default first model root, <data-dir>/models
+            Path models = data.toAbsolutePath().resolve("models");
+            assertThat(request.path("model").stringValue()).isEqualTo("demo-mixtral");
+            assertThat(models.resolve(request.path("model").stringValue()).resolve("config.json")).isRegularFile();
+            assertThat(models.resolve(request.path("calibration").stringValue())).isRegularFile();
+            assertThat(models.resolve(request.path("eval").stringValue())).isRegularFile();
+        }
+        assertThat(data.resolve("db")).doesNotExist();
+    }
+
+    @Test
     void demoDefaultsToCameraPWithRatioAQuarter() {
         DemoCommand demo = new DemoCommand();
         new CommandLine(demo).parseArgs();

@@ -70,11 +70,13 @@ public final class BenchmarkMethod implements CompressionMethod {
         putIfMeasured(c, "nominal_bandwidth_gbs", report.ceilings().nominalBytesPerSecond() / 1e9);
         putIfMeasured(c, "fp32_matmul_gflops", report.ceilings().fp32FlopsPerSecond() / 1e9);
         putIfMeasured(c, "bf16_matmul_gflops", report.ceilings().bf16FlopsPerSecond() / 1e9);
-        ArrayNode results = out.putArray("results");
+        // the workers publish each entry as the whittle.benchmark.* gauges (WorkerPool reads result.benchmark_results)
+        ArrayNode results = out.putArray("benchmark_results");
         for (OpBenchmarks.Result r : report.results()) {
             ObjectNode n = results.addObject();
             n.put("op", r.op());
             n.put("shape", r.shape());
+            n.put("device", report.device().name());
             n.put("median_ms", r.medianMillis());
             n.put("work", r.work());
             putIfMeasured(n, "throughput", r.throughput());
@@ -84,8 +86,8 @@ public final class BenchmarkMethod implements CompressionMethod {
             putIfMeasured(n, "efficiency", r.efficiency());
         }
         ObjectNode metrics = out.putObject("metrics");
-        metrics.put("whittle.benchmark.throughput", "results[].throughput; tags op, shape, unit, device=device.name");
-        metrics.put("whittle.benchmark.efficiency", "results[].efficiency; tags op, shape, device=device.name");
+        metrics.put("whittle.benchmark.throughput", "benchmark_results[].throughput; tags op, shape, device");
+        metrics.put("whittle.benchmark.efficiency", "benchmark_results[].efficiency; tags op, shape, device");
         out.put("table", OpBenchmarks.table(report));
     }
 

@@ -35,13 +35,14 @@ class BenchmarkMethodTest {
         assertThat(r.get("ceilings").get("fp32_matmul_gflops").asDouble()).isPositive();
         assertThat(r.get("ceilings").has("bf16_matmul_gflops")).as("no bf16 ceiling on the CPU").isFalse();
         List<String> ops = new ArrayList<>();
-        for (JsonNode n : r.get("results")) {
+        for (JsonNode n : r.get("benchmark_results")) {
             ops.add(n.get("op").stringValue());
             assertThat(n.get("median_ms").asDouble()).as(n.toString()).isPositive();
             assertThat(n.get("throughput").asDouble()).as(n.toString()).isPositive();
             assertThat(n.get("efficiency").asDouble()).as(n.toString())
                     .isCloseTo(n.get("throughput").asDouble() / n.get("ceiling_value").asDouble(), org.assertj.core.data.Percentage.withPercentage(1e-6));
             assertThat(n.get("unit").stringValue()).isIn("GB/s", "GFLOP/s");
+            assertThat(n.get("device").stringValue()).as("the workers tag the gauges with it").isNotBlank();
         }
         assertThat(ops).contains("copy", "matmul fp32", "rmsNorm", "add", "linear q_proj", "rotary", "attention", "linear expert gate",
                 "siluMul", "route", "gatherRows", "scatterAddRows", "crossEntropy", "layer forward");
