@@ -16,7 +16,7 @@ import java.util.Map;
 import tools.jackson.databind.JsonNode;
 
 /**
- * Produces the quality table of service/CAMERA.md: a synthetic Qwen2-MoE (4 layers, hidden 128, 8 experts x 128
+ * Produces the quality table of docs/camera.md: a synthetic Qwen2-MoE (4 layers, hidden 128, 8 experts x 128
  * top-2, shared expert 256, vocabulary 256, bf16, seed 7), calibration (32 x 64 tokens, seed 1) and evaluation (64 x 64,
  * seed 2) sequences sampled from the dense model itself ({@link DenseSampler}, temperature 1), then CAMERA-P and
  * its baselines at the same prune count and CAMERA-Q against uniform quantization at the same nominal budget, all
