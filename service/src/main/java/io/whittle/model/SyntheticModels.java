@@ -6,7 +6,6 @@ import io.whittle.model.safetensors.TensorSource;
 import io.whittle.tensor.DType;
 import io.whittle.tensor.FloatTensor;
 import io.whittle.tensor.HostAllocator;
-import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -263,30 +262,12 @@ public final class SyntheticModels {
     }
 
     private static TensorSource randomTensor(TensorShape t, DType dtype, long seed) {
-        return new TensorSource() {
-            @Override
-            public String name() {
-                return t.name();
+        return TensorSource.lazy(t.name(), dtype, t.shape(), sink -> {
+            try (FloatTensor values = HostAllocator.root().allocate(t.shape(), t.name())) {
+                fill(t, values, seed);
+                TensorSource.ofFloat(t.name(), dtype, values).writeTo(sink);
             }
-
-            @Override
-            public DType dtype() {
-                return dtype;
-            }
-
-            @Override
-            public io.whittle.tensor.Shape shape() {
-                return t.shape();
-            }
-
-            @Override
-            public void writeTo(ByteSink sink) throws IOException {
-                try (FloatTensor values = HostAllocator.root().allocate(t.shape(), t.name())) {
-                    fill(t, values, seed);
-                    TensorSource.ofFloat(t.name(), dtype, values).writeTo(sink);
-                }
-            }
-        };
+        });
     }
 
     static void fill(TensorShape t, FloatTensor values, long seed) {

@@ -257,20 +257,9 @@ public final class CpuBackend implements Backend {
         FloatTensor hq = host(q), hk = host(k), hv = host(v), ho = host(out);
         int qWidth = shape.heads() * shape.headDim();
         int kvWidth = shape.kvHeads() * shape.headDim();
-        if (hq.cols() != qWidth || ho.cols() != qWidth || hk.cols() != kvWidth || hv.cols() != kvWidth
-                || hk.rows() != hq.rows() || hv.rows() != hq.rows() || ho.rows() != hq.rows() || starts.length != lengths.length) {
-            throw new IllegalArgumentException("attention shape mismatch: q " + hq.shape() + ", k " + hk.shape() + ", v "
-                    + hv.shape() + ", out " + ho.shape() + " for " + shape);
-        }
+        checkAttentionShapes("attention", hq, hk, hv, ho, shape);
         AttentionObserver obs = observer == null ? AttentionObserver.NONE : observer;
-        int maxLen = 0;
-        for (int s = 0; s < starts.length; s++) {
-            if (starts[s] < 0 || lengths[s] < 0 || starts[s] + lengths[s] > hq.rows()) {
-                throw new IllegalArgumentException("sequence " + s + " [" + starts[s] + ", +" + lengths[s] + ") outside "
-                        + hq.rows() + " rows");
-            }
-            maxLen = Math.max(maxLen, lengths[s]);
-        }
+        int maxLen = longestSequence("attention", starts, lengths, hq.rows());
         float scale = (float) (1.0 / Math.sqrt(shape.headDim()));
         int hd = shape.headDim();
         try (FloatTensor scores = allocator.allocate(Shape.of((long) maxLen * maxLen), "attention scores")) {
@@ -573,17 +562,7 @@ public final class CpuBackend implements Backend {
                                        int[] lengths) {
         FloatTensor hq = host(q), hk = host(k), hv = host(v), ho = host(out);
         checkAttentionShapes("bidirectionalAttention", hq, hk, hv, ho, shape);
-        if (starts.length != lengths.length) {
-            throw new IllegalArgumentException("bidirectionalAttention: " + starts.length + " starts for " + lengths.length + " lengths");
-        }
-        int maxLen = 0;
-        for (int s = 0; s < starts.length; s++) {
-            if (starts[s] < 0 || lengths[s] < 0 || starts[s] + lengths[s] > hq.rows()) {
-                throw new IllegalArgumentException("sequence " + s + " [" + starts[s] + ", +" + lengths[s] + ") outside "
-                        + hq.rows() + " rows");
-            }
-            maxLen = Math.max(maxLen, lengths[s]);
-        }
+        int maxLen = longestSequence("bidirectionalAttention", starts, lengths, hq.rows());
         HeadAttention att = new HeadAttention(hq, hk, hv, ho, shape);
         try (FloatTensor scores = allocator.allocate(Shape.of(Math.max(1L, (long) maxLen * maxLen)), "attention scores")) {
             for (int s = 0; s < starts.length; s++) {
@@ -702,6 +681,22 @@ public final class CpuBackend implements Backend {
             throw new IllegalArgumentException(op + " shape mismatch: q " + hq.shape() + ", k " + hk.shape() + ", v "
                     + hv.shape() + ", out " + ho.shape() + " for " + shape);
         }
+    }
+
+    /** Checks that every packed sequence lies within {@code rows}; returns the longest length. */
+    private static int longestSequence(String op, int[] starts, int[] lengths, int rows) {
+        if (starts.length != lengths.length) {
+            throw new IllegalArgumentException(op + ": " + starts.length + " starts for " + lengths.length + " lengths");
+        }
+        int maxLen = 0;
+        for (int s = 0; s < starts.length; s++) {
+            if (starts[s] < 0 || lengths[s] < 0 || starts[s] + lengths[s] > rows) {
+                throw new IllegalArgumentException(op + ": sequence " + s + " [" + starts[s] + ", +" + lengths[s] + ") outside "
+                        + rows + " rows");
+            }
+            maxLen = Math.max(maxLen, lengths[s]);
+        }
+        return maxLen;
     }
 
     private static void checkVisual(String op, int rows, VisualLayout layout, boolean[] keepHeads, AttentionShape shape) {

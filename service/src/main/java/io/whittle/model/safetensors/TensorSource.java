@@ -39,24 +39,7 @@ public interface TensorSource {
         if (!dtype.isFloatingPoint() || !dtype.isWritable()) {
             throw new IllegalArgumentException("tensor '" + name + "': cannot store fp32 values as " + dtype);
         }
-        return new TensorSource() {
-            @Override
-            public String name() {
-                return name;
-            }
-
-            @Override
-            public DType dtype() {
-                return dtype;
-            }
-
-            @Override
-            public Shape shape() {
-                return values.shape();
-            }
-
-            @Override
-            public void writeTo(ByteSink sink) throws IOException {
+        return lazy(name, dtype, values.shape(), sink -> {
                 int size = dtype.byteSize();
                 int per = ByteSink.CHUNK / size;
                 ByteBuffer buf = ByteBuffer.allocate(per * size).order(ByteOrder.LITTLE_ENDIAN);
@@ -80,30 +63,12 @@ public interface TensorSource {
                     sink.write(buf);
                     done += m;
                 }
-            }
-        };
+        });
     }
 
     /** The exact bytes of a tensor of another safetensors file, under a new name if wanted. */
     static TensorSource copyOf(SafetensorsFile file, TensorEntry entry, String newName) {
-        return new TensorSource() {
-            @Override
-            public String name() {
-                return newName;
-            }
-
-            @Override
-            public DType dtype() {
-                return entry.dtype();
-            }
-
-            @Override
-            public Shape shape() {
-                return entry.shape();
-            }
-
-            @Override
-            public void writeTo(ByteSink sink) throws IOException {
+        return lazy(newName, entry.dtype(), entry.shape(), sink -> {
                 ByteBuffer buf = ByteBuffer.allocate((int) Math.min(ByteSink.CHUNK, Math.max(1, entry.byteLength())));
                 for (long done = 0; done < entry.byteLength(); ) {
                     int m = (int) Math.min(buf.capacity(), entry.byteLength() - done);
@@ -113,8 +78,7 @@ public interface TensorSource {
                     sink.write(buf);
                     done += m;
                 }
-            }
-        };
+        });
     }
 
     /** Integer data (I8, U8, BOOL, I16, I32, I64) from longs. */
@@ -165,28 +129,29 @@ public interface TensorSource {
             throw new IllegalArgumentException("tensor '" + name + "': shape " + shape + " x " + dtype + " needs "
                     + shape.numel() * dtype.byteSize() + " bytes, got " + bytes.length);
         }
-        return new TensorSource() {
-            @Override
-            public String name() {
-                return name;
+        return lazy(name, dtype, shape, sink -> {
+            for (int off = 0; off < bytes.length; off += ByteSink.CHUNK) {
+                sink.write(ByteBuffer.wrap(bytes, off, Math.min(ByteSink.CHUNK, bytes.length - off)));
             }
+        });
+    }
 
-            @Override
-            public DType dtype() {
-                return dtype;
-            }
+    /** Produces a tensor's bytes on demand. */
+    @FunctionalInterface
+    interface BytesWriter {
+        void writeTo(ByteSink sink) throws IOException;
+    }
 
-            @Override
-            public Shape shape() {
-                return shape;
-            }
+    /** A source whose bytes come from {@code body} when the writer asks for them. */
+    static TensorSource lazy(String name, DType dtype, Shape shape, BytesWriter body) {
+        return new Lazy(name, dtype, shape, body);
+    }
 
-            @Override
-            public void writeTo(ByteSink sink) throws IOException {
-                for (int off = 0; off < bytes.length; off += ByteSink.CHUNK) {
-                    sink.write(ByteBuffer.wrap(bytes, off, Math.min(ByteSink.CHUNK, bytes.length - off)));
-                }
-            }
-        };
+    /** The record behind {@link #lazy}. */
+    record Lazy(String name, DType dtype, Shape shape, BytesWriter body) implements TensorSource {
+        @Override
+        public void writeTo(ByteSink sink) throws IOException {
+            body.writeTo(sink);
+        }
     }
 }
