@@ -115,6 +115,12 @@ public interface Backend extends AutoCloseable {
         }
     }
 
+    /** Sum of squares of each row of the matrix view, in fp64 (squared row norms). */
+    double[] rowSumSquares(Tensor x);
+
+    /** Sum of squares of each column of the matrix view, in fp64 (squared column norms). */
+    double[] columnSumSquares(Tensor x);
+
     /**
      * Negative log-likelihood of {@code targets[r]} under log-softmax of {@code logits} row r, in fp64;
      * a target of -1 gives NaN (no prediction).

@@ -182,6 +182,22 @@ final class TimedBackend implements Backend {
     }
 
     @Override
+    public double[] rowSumSquares(Tensor x) {
+        long t = System.nanoTime();
+        double[] r = inner.rowSumSquares(x);
+        done("row_sum_squares", t, 2L * x.numel(), bytes(x));
+        return r;
+    }
+
+    @Override
+    public double[] columnSumSquares(Tensor x) {
+        long t = System.nanoTime();
+        double[] r = inner.columnSumSquares(x);
+        done("column_sum_squares", t, 2L * x.numel(), bytes(x));
+        return r;
+    }
+
+    @Override
     public double[] crossEntropy(Tensor logits, int[] targets) {
         long t = System.nanoTime();
         double[] r = inner.crossEntropy(logits, targets);

@@ -492,6 +492,27 @@ public abstract class BackendConformanceTest {
         }
     }
 
+    @Test
+    void rowAndColumnSumsOfSquaresOnOddShapes() {
+        for (long[] dims : new long[][] {{1, 1}, {37, 5}, {3, 1000}, {257, 33}}) {
+            Pair x = random(dims);
+            double[] rr = ref.rowSumSquares(x.ref());
+            double[] dr = dut.rowSumSquares(x.dut());
+            double[] rc = ref.columnSumSquares(x.ref());
+            double[] dc = dut.columnSumSquares(x.dut());
+            assertThat(dr).hasSameSizeAs(rr);
+            assertThat(dc).hasSameSizeAs(rc);
+            for (int i = 0; i < rr.length; i++) {
+                assertThat(dr[i]).as("row %d of %s (seed %d)", i, java.util.Arrays.toString(dims), seed)
+                        .isCloseTo(rr[i], org.assertj.core.data.Offset.offset(1e-12 * (1 + rr[i])));
+            }
+            for (int i = 0; i < rc.length; i++) {
+                assertThat(dc[i]).as("column %d of %s (seed %d)", i, java.util.Arrays.toString(dims), seed)
+                        .isCloseTo(rc[i], org.assertj.core.data.Offset.offset(1e-12 * (1 + rc[i])));
+            }
+        }
+    }
+
     // ---- whole model -----------------------------------------------------------------------------------------
 
     /** Every operation together: a small synthetic MoE model (gated shared expert, GQA) evaluated end to end. */

@@ -429,6 +429,38 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public double[] rowSumSquares(Tensor x) {
+        FloatTensor hx = host(x);
+        int rows = hx.rows(), cols = hx.cols();
+        double[] out = new double[rows];
+        rows(rows, hx.numel(), r -> {
+            float[] row = new float[cols];
+            hx.copyTo((long) r * cols, row, 0, cols);
+            double ss = 0;
+            for (float v : row) {
+                ss += (double) v * v;
+            }
+            out[r] = ss;
+        });
+        return out;
+    }
+
+    @Override
+    public double[] columnSumSquares(Tensor x) {
+        FloatTensor hx = host(x);
+        int rows = hx.rows(), cols = hx.cols();
+        double[] out = new double[cols];
+        float[] row = new float[cols];
+        for (int r = 0; r < rows; r++) { // rows in order: the sums do not depend on the thread count
+            hx.copyTo((long) r * cols, row, 0, cols);
+            for (int c = 0; c < cols; c++) {
+                out[c] += (double) row[c] * row[c];
+            }
+        }
+        return out;
+    }
+
+    @Override
     public double[] crossEntropy(Tensor logits, int[] targets) {
         FloatTensor hl = host(logits);
         int rows = hl.rows(), vocab = hl.cols();

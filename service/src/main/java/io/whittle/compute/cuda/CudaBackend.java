@@ -565,6 +565,36 @@ public final class CudaBackend implements Backend, DeviceTimer, DeviceMemoryInfo
         }
     }
 
+    // ---- reductions --------------------------------------------------------------------------------------
+
+    @Override
+    public double[] rowSumSquares(Tensor x) {
+        CudaTensor tx = cuda(x);
+        int rows = tx.rows(), cols = tx.cols();
+        if (rows == 0) {
+            return new double[0];
+        }
+        try (DeviceBuffer out = scratch(8L * rows, "rowSumSquares")) {
+            stream.launch(kernel("norms.cu", "row_sumsq_f32"), Dim3.of(gridFor(rows, 8)), Dim3.of(256), 0,
+                    KernelArgs.of().ptr(tx.address()).i64(rows).i32(cols).ptr(out.address()));
+            return stream.downloadDoubles(out.address(), rows);
+        }
+    }
+
+    @Override
+    public double[] columnSumSquares(Tensor x) {
+        CudaTensor tx = cuda(x);
+        int rows = tx.rows(), cols = tx.cols();
+        if (cols == 0) {
+            return new double[0];
+        }
+        try (DeviceBuffer out = scratch(8L * cols, "columnSumSquares")) {
+            stream.launch(kernel("norms.cu", "col_sumsq_f32"), Dim3.of((cols + 31) / 32), Dim3.of(32, 8), 0,
+                    KernelArgs.of().ptr(tx.address()).i64(rows).i32(cols).ptr(out.address()));
+            return stream.downloadDoubles(out.address(), cols);
+        }
+    }
+
     // ---- loss --------------------------------------------------------------------------------------------
 
     @Override

@@ -198,7 +198,7 @@ public final class CameraPrune implements CompressionMethod {
         double[] energy = le.energy(s.alpha());
         double[] score = switch (s.criterion()) {
             case ENERGY -> energy;
-            case MAGNITUDE -> pool.magnitudesSquared(weights);
+            case MAGNITUDE -> pool.magnitudesSquared(weights, ctx.backend());
             case RANDOM -> Selection.randomScores(pool.size(), s.seed(), pool.layer());
         };
         boolean[] pruned;

@@ -181,7 +181,7 @@ public final class EnergyScorer implements LayerObserver, AutoCloseable {
             System.arraycopy(sumSq[g], 0, sum, pool.groupOffset(g), pool.groupWidth(g));
             System.arraycopy(maxSq[g], 0, max, pool.groupOffset(g), pool.groupWidth(g));
         }
-        return new LayerEnergy(pool, sum, max, pool.downNormsSquared(weights), tokensPerExpert.clone(), tokens);
+        return new LayerEnergy(pool, sum, max, pool.downNormsSquared(weights, backend), tokensPerExpert.clone(), tokens);
     }
 
     public MoePool pool() {

@@ -1,5 +1,8 @@
 package io.whittle.methods.camera;
 
+import io.whittle.compute.Backend;
+import io.whittle.tensor.Tensor;
+
 import io.whittle.forward.LayerWeights;
 import io.whittle.model.ModelSpec;
 import io.whittle.model.ModelSpec.Mlp;
@@ -84,18 +87,12 @@ public record MoePool(int layer, MoeNames names, int experts, int expertWidth, i
     }
 
     /** ||w_j^down||^2 for every micro-expert, in pool order (fp64 sums of the fp32 weights). */
-    public double[] downNormsSquared(LayerWeights weights) {
+    public double[] downNormsSquared(LayerWeights weights, Backend backend) {
         double[] out = new double[size()];
         for (int g = 0; g < groupCount(); g++) {
-            FloatTensor down = weights.get(groupMlp(g).down());
-            int width = groupWidth(g);
-            int off = groupOffset(g);
-            float[] row = new float[width];
-            for (int r = 0; r < hidden; r++) {
-                down.copyTo((long) r * width, row, 0, width);
-                for (int j = 0; j < width; j++) {
-                    out[off + j] += (double) row[j] * row[j];
-                }
+            try (Tensor down = backend.upload(weights.get(groupMlp(g).down()))) {
+                // column j of W_down is micro-expert j's output direction
+                System.arraycopy(backend.columnSumSquares(down), 0, out, groupOffset(g), groupWidth(g));
             }
         }
         return out;
@@ -105,22 +102,17 @@ public record MoePool(int layer, MoeNames names, int experts, int expertWidth, i
      * The squared Frobenius norm of each micro-expert's 3 x hidden parameters (gate row, up row, down column), in
      * pool order: the weight-magnitude baseline's score.
      */
-    public double[] magnitudesSquared(LayerWeights weights) {
-        double[] out = downNormsSquared(weights);
+    public double[] magnitudesSquared(LayerWeights weights, Backend backend) {
+        double[] out = downNormsSquared(weights, backend);
         for (int g = 0; g < groupCount(); g++) {
             Mlp mlp = groupMlp(g);
-            int width = groupWidth(g);
             int off = groupOffset(g);
             for (String name : new String[] {mlp.gate(), mlp.up()}) {
-                FloatTensor w = weights.get(name);
-                float[] row = new float[hidden];
-                for (int j = 0; j < width; j++) {
-                    w.copyTo((long) j * hidden, row, 0, hidden);
-                    double s = 0;
-                    for (float v : row) {
-                        s += (double) v * v;
+                try (Tensor w = backend.upload(weights.get(name))) {
+                    double[] rows = backend.rowSumSquares(w); // row j of W_gate / W_up belongs to micro-expert j
+                    for (int j = 0; j < rows.length; j++) {
+                        out[off + j] += rows[j];
                     }
-                    out[off + j] += s;
                 }
             }
         }

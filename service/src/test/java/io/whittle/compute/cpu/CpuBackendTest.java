@@ -332,4 +332,28 @@ class CpuBackendTest {
             }
         }
     }
+
+    @Test
+    void rowAndColumnSumsOfSquaresAgainstFp64() {
+        int rows = 13, cols = 7;
+        float[] x = rand(rows * cols);
+        try (FloatTensor t = FloatTensor.of(Shape.of(rows, cols), x)) {
+            double[] r = cpu.rowSumSquares(t);
+            double[] c = cpu.columnSumSquares(t);
+            for (int i = 0; i < rows; i++) {
+                double s = 0;
+                for (int j = 0; j < cols; j++) {
+                    s += (double) x[i * cols + j] * x[i * cols + j];
+                }
+                assertThat(r[i]).isCloseTo(s, org.assertj.core.data.Offset.offset(1e-12));
+            }
+            for (int j = 0; j < cols; j++) {
+                double s = 0;
+                for (int i = 0; i < rows; i++) {
+                    s += (double) x[i * cols + j] * x[i * cols + j];
+                }
+                assertThat(c[j]).isCloseTo(s, org.assertj.core.data.Offset.offset(1e-12));
+            }
+        }
+    }
 }
