@@ -17,7 +17,7 @@ export WHITTLE_CUDA_SYNC_LAUNCHES=true
 tests=${1:-'CudaBackendConformanceTest,CudaBf16BackendConformanceTest,CudaStreamTest'}
 cd "$root"
 rm -rf kernels/target/surefire-reports service/target/surefire-reports
-mvn -B -q ${MVN_OFFLINE:--o} -pl service -am test -Dexec.skip -Dtest="$tests" -Dsurefire.failIfNoSpecifiedTests=false
+mvn -B -q ${MVN_OFFLINE--o} -pl service -am test -Dexec.skip -Dtest="$tests" -Dsurefire.failIfNoSpecifiedTests=false
 for f in kernels/target/surefire-reports/*.txt service/target/surefire-reports/*.txt; do
   [ -f "$f" ] && grep -h "Tests run" "$f" || true
 done
