@@ -93,21 +93,17 @@ public class JobsConfiguration {
         return m;
     }
 
-    /** Where new jobs run: the Kubernetes executor when this process runs it, else the local worker slots. */
+    /** The job service; new jobs run on the Kubernetes executor when this process runs it, else on local worker slots. */
     @Bean
-    JobPlacement jobPlacement(ObjectProvider<KubernetesExecutor> kubernetes, WhittleProperties props) {
+    JobService jobService(JobStore store, StorageRoots roots, MicrometerJobMetrics metrics, JobSignals signals,
+                          WhittleProperties props, ObjectProvider<KubernetesExecutor> kubernetes) {
         if (props.getExecutor().isKubernetes() && props.getRole().equals("worker") && !props.getWorker().runsSingleJob()) {
             throw new IllegalStateException("whittle.executor=kubernetes runs every job in its own Kubernetes Job created "
                     + "by the API; a process with whittle.role=worker has nothing to do (run API processes only, or set "
                     + "whittle.executor=local)");
         }
         KubernetesExecutor k = kubernetes.getIfAvailable();
-        return k != null ? k : JobPlacement.LOCAL;
-    }
-
-    @Bean
-    JobService jobService(JobStore store, StorageRoots roots, MicrometerJobMetrics metrics, JobSignals signals,
-                          WhittleProperties props, JobPlacement placement) {
+        JobPlacement placement = k != null ? k : JobPlacement.LOCAL;
         return new JobService(store, roots, metrics, signals, props.getWorker().getMaxAttempts(), placement);
     }
 

@@ -59,6 +59,8 @@ public final class KubernetesExecutor implements JobPlacement, AutoCloseable {
     private final String owner;
     /** Jobs seen unfinished by the previous reconcile pass: their end, when next seen, is counted in the metrics. */
     private final Map<String, JobState> seenUnfinished = new HashMap<>();
+    /** One dispatch or reconcile pass at a time (the loop, and callers such as tests). */
+    private final Object passLock = new Object();
     private volatile boolean running;
     private Thread loop;
 
@@ -187,6 +189,12 @@ public final class KubernetesExecutor implements JobPlacement, AutoCloseable {
      * created or found already created. Stops the pass at the first error the API server may recover from.
      */
     public int dispatch() {
+        synchronized (passLock) {
+            return dispatchPass();
+        }
+    }
+
+    private int dispatchPass() {
         int dispatched = 0;
         for (io.whittle.jobs.Job job : store.awaitingDispatch(DISPATCH_BATCH)) {
             String name = jobs.name(job.id());
@@ -241,6 +249,12 @@ public final class KubernetesExecutor implements JobPlacement, AutoCloseable {
      * that records its result meanwhile wins.
      */
     public void reconcile() {
+        synchronized (passLock) {
+            reconcilePass();
+        }
+    }
+
+    private void reconcilePass() {
         Instant now = clock.instant();
         List<io.whittle.jobs.Job> rows = store.dispatched(now.minus(settings.finishedWindow()));
         if (rows.isEmpty()) {
