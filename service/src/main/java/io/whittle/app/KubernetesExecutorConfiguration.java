@@ -42,8 +42,11 @@ public class KubernetesExecutorConfiguration {
                 signals, metrics, clock, WorkerPool.defaultWorkerId());
     }
 
-    /** The executor's settings; {@code clientNamespace} is the default namespace (the pod's own, or the kubeconfig's). */
-    static KubernetesExecutorSettings settings(WhittleProperties.Kubernetes k, String clientNamespace) {
+    /**
+     * The executor's settings from {@code whittle.executor.kubernetes.*} (reading the pod template file);
+     * {@code clientNamespace} is the default namespace (the pod's own, or the kubeconfig's).
+     */
+    public static KubernetesExecutorSettings settings(WhittleProperties.Kubernetes k, String clientNamespace) {
         String namespace = k.getNamespace() != null && !k.getNamespace().isBlank() ? k.getNamespace() : clientNamespace;
         if (namespace == null || namespace.isBlank()) {
             throw new IllegalStateException("whittle.executor.kubernetes.namespace is not set and the Kubernetes client "
