@@ -10,6 +10,7 @@ import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.PodTemplateSpec;
 import io.fabric8.kubernetes.api.model.Quantity;
+import io.fabric8.kubernetes.api.model.StatusBuilder;
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.api.model.batch.v1.JobConditionBuilder;
 import io.fabric8.kubernetes.api.model.batch.v1.JobStatusBuilder;
@@ -302,11 +303,35 @@ class KubernetesExecutorTest {
     }
 
     @Test
-    void cancellingAJobDeletesItsKubernetesJob() {
+    void aJobTheApiServerRefusesAsInvalidFailsAndAForbiddenOneWaits() {
+        io.whittle.jobs.Job job = submit("auto", null);
+        String path = "/apis/batch/v1/namespaces/" + NS + "/jobs";
+        // (the client itself retries 5xx answers; an error it gives up on waits for the next pass)
+        server.expect().post().withPath(path).andReturn(403, new StatusBuilder().withCode(403).withReason("Forbidden")
+                .withMessage("jobs.batch is forbidden: User \"system:serviceaccount:ml:default\" cannot create resource "
+                        + "\"jobs\" in API group \"batch\" in the namespace \"ml\"").build()).once();
+        assertThat(executor.dispatch()).isZero();
+        assertThat(row(job).state()).as("retried next pass (e.g. once the Role exists)").isEqualTo(JobState.QUEUED);
+        assertThat(row(job).kubernetes()).isNull();
+
+        server.expect().post().withPath(path).andReturn(422, new StatusBuilder().withCode(422).withReason("Invalid")
+                .withMessage("Job.batch \"whittle-" + job.id() + "\" is invalid: spec.template.spec.containers[0].image: "
+                        + "Required value").build()).once();
+        assertThat(executor.dispatch()).isZero();
+        io.whittle.jobs.Job failed = row(job);
+        assertThat(failed.state()).isEqualTo(JobState.FAILED);
+        assertThat(failed.error().code()).isEqualTo(JobErrorCodes.WORKER_REJECTED);
+        assertThat(failed.error().message()).isEqualTo("the Kubernetes API refused to create Job whittle-" + job.id()
+                + ": Job.batch \"whittle-" + job.id() + "\" is invalid: spec.template.spec.containers[0].image: Required value");
+        assertThat(executor.dispatch()).as("nothing left to dispatch").isZero();
+    }
+
+    @Test
+    void cancellingAJobDeletesItsKubernetesJob() throws InterruptedException {
         io.whittle.jobs.Job queued = submit("auto", null);
         io.whittle.jobs.Job running = submit("auto", null);
         executor.dispatch();
-        assertThat(store.claimJob(running.id(), "whittle-pod-1", Duration.ofMinutes(1), "cuda:0", j -> {
+        assertThat(store.claimJob(running.id(), "whittle-pod-1", Duration.ofSeconds(2), "cuda:0", j -> {
         })).isInstanceOf(JobClaim.Claimed.class);
         assertThat(k8sJob(queued)).isNotNull();
         assertThat(k8sJob(running)).isNotNull();
@@ -322,6 +347,21 @@ class KubernetesExecutorTest {
         assertThat(r.cancelRequested()).isTrue();
         executor.reconcile();
         assertThat(row(running).state()).as("its worker still holds the lease").isEqualTo(JobState.RUNNING);
+
+        // its pod died before recording the cancellation: once the lease has expired the reconciler records it
+        while (row(running).leaseUntil().isAfter(Instant.now().minusMillis(50))) {
+            Thread.sleep(50);
+        }
+        executor.reconcile();
+        io.whittle.jobs.Job closed = row(running);
+        assertThat(closed.state()).isEqualTo(JobState.CANCELLED);
+        assertThat(closed.error().code()).isEqualTo(JobErrorCodes.CANCELLED);
+        assertThat(completed).containsExactly("cancelled");
+
+        // a delete that did not get through (the API server was down): the reconciler deletes the Job
+        client.batch().v1().jobs().inNamespace(NS).resource(executor.workerJobs().build(row(queued))).create();
+        executor.reconcile();
+        assertThat(k8sJob(queued)).as("the cancelled job's Job, deleted again").isNull();
     }
 
     @Test
@@ -384,6 +424,8 @@ class KubernetesExecutorTest {
         JobClaim claim = store.claimJob(done.id(), "pod-done", Duration.ofMinutes(1), "cuda:0", j -> {
         });
         assertThat(claim).isInstanceOf(JobClaim.Claimed.class);
+        executor.reconcile(); // both seen running
+        assertThat(completed).isEmpty();
         assertThat(store.finish(done.id(), "pod-done", JobState.SUCCEEDED, null,
                 new io.whittle.jobs.Job.JobOutput("/out/x", "/out/x/report.json"), "cuda:0", null)).isTrue();
         jobStatus(lost, "Complete", null, null);
@@ -397,6 +439,10 @@ class KubernetesExecutorTest {
                 + " completed but its worker recorded no result");
         assertThat(row(done).state()).isEqualTo(JobState.SUCCEEDED);
         assertThat(row(done).result().output()).isEqualTo("/out/x");
+        // the pods' metrics die with them: the executor counts both ends, once
+        assertThat(completed).containsExactlyInAnyOrder("failed", "succeeded");
+        executor.reconcile();
+        assertThat(completed).hasSize(2);
     }
 
     @Test
