@@ -9,8 +9,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Runs exactly one named job: the work of a Kubernetes Job's pod ({@code whittle worker --job <id>}). It claims that
- * row and no other, with the same lease, heartbeat and fencing as any worker slot ({@link JobAttempts}); a job that
- * another worker holds under a live lease is refused. The exit codes tell Kubernetes whether another pod could
+ * row and no other, with the same lease, heartbeat and fencing as any worker slot ({@link JobAttempts}). A job that
+ * another worker holds is taken once that worker's lease expires (the pod before this one died) if that happens
+ * within one lease period, and refused otherwise (its holder is alive). The exit codes tell Kubernetes whether another pod could
  * help: {@link #EXIT_RETRY} lets the Job's {@code backoffLimit} retry, {@link #EXIT_FINAL} ends the Job at once
  * (the executor's {@code podFailurePolicy} fails the Job on it).
  */
@@ -74,8 +75,26 @@ public final class SingleJobWorker {
 
     private Result claimAndRun(String jobId) {
         String owner = settings.workerId();
-        JobClaim claim = store.claimJob(jobId, owner, settings.lease(), settings.device(),
-                closed -> metrics.jobCompleted(closed.method(), closed.state().name().toLowerCase(Locale.ROOT)));
+        JobClaim claim = claim(jobId, owner);
+        // The pod before this one may have died holding the job: its lease runs out within one lease period (the
+        // one every worker uses), and waiting for it keeps the retry from failing (and counting against the Job's
+        // backoffLimit). A holder that goes on renewing is alive: after that long the job is left to it.
+        long deadline = System.nanoTime() + settings.lease().plus(settings.heartbeat()).toNanos();
+        while (claim instanceof JobClaim.Refused r && r.reason() == JobClaim.Reason.HELD && System.nanoTime() < deadline) {
+            log.info("{}: {}; waiting for that lease to expire", owner, r.message());
+            synchronized (lock) {
+                if (stopping) {
+                    return new Result(EXIT_RETRY, "worker stopped while waiting for job " + jobId);
+                }
+                try {
+                    lock.wait(Math.max(1, Math.min(settings.heartbeat().toMillis(), (deadline - System.nanoTime()) / 1_000_000)));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return new Result(EXIT_RETRY, "interrupted while waiting for job " + jobId);
+                }
+            }
+            claim = claim(jobId, owner);
+        }
         if (claim instanceof JobClaim.Refused refused) {
             log.info("{}: {}", owner, refused.message());
             return switch (refused.reason()) {
@@ -107,6 +126,11 @@ public final class SingleJobWorker {
         };
     }
 
+    private JobClaim claim(String jobId, String owner) {
+        return store.claimJob(jobId, owner, settings.lease(), settings.device(),
+                closed -> metrics.jobCompleted(closed.method(), closed.state().name().toLowerCase(Locale.ROOT)));
+    }
+
     /**
      * Stops the run (SIGTERM): the job stops at its next layer boundary and goes back to the queue (or is cancelled,
      * when a cancel was requested). Waits up to the release timeout for {@link #run} to return.
@@ -115,6 +139,7 @@ public final class SingleJobWorker {
         long deadline = System.nanoTime() + settings.releaseTimeout().toNanos();
         synchronized (lock) {
             stopping = true;
+            lock.notifyAll(); // a run waiting for another worker's lease gives up now
             while (running) {
                 attempts.releaseAll(); // again on every turn: the attempt may register after the first call
                 long left = deadline - System.nanoTime();

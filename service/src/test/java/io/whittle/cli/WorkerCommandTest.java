@@ -31,7 +31,8 @@ import picocli.CommandLine;
 
 /**
  * {@code whittle worker --job <id>} end to end against the embedded store (the H2 database of {@code --data-dir}, the
- * same one this test writes): it runs its job and no other, refuses a job another pod holds, and exits non-zero
+ * same one this test writes): it runs its job and no other, refuses a job another pod holds (and renews, or holds
+ * for longer than a lease), and exits non-zero
  * with one clear line when the job does not exist.
  */
 class WorkerCommandTest {
@@ -73,8 +74,8 @@ class WorkerCommandTest {
         CommandLine cl = WhittleMain.commandLine();
         cl.setOut(new PrintWriter(out, true));
         cl.setErr(new PrintWriter(err, true));
-        List<String> args = new ArrayList<>(List.of("worker", "--data-dir", data.toString(), "--whittle.worker.lease=5s",
-                "--whittle.worker.heartbeat=500ms", "--whittle.worker.progress-interval=50ms"));
+        List<String> args = new ArrayList<>(List.of("worker", "--data-dir", data.toString(), "--whittle.worker.lease=2s",
+                "--whittle.worker.heartbeat=300ms", "--whittle.worker.progress-interval=50ms"));
         args.addAll(List.of(extra));
         int rc = cl.execute(args.toArray(String[]::new));
         return new Run(rc, out.toString(), err.toString());
@@ -120,7 +121,7 @@ class WorkerCommandTest {
         assertThat(store.claimJob(job.id(), "whittle-" + job.id() + "-first", Duration.ofMinutes(5), "cpu", j -> {
         })).isInstanceOf(JobClaim.Claimed.class);
 
-        Run run = worker("--job", job.id());
+        Run run = worker("--job", job.id()); // waits one lease period (2 s) for the holder's lease to run out
         assertThat(run.exitCode()).as("another pod may take it once the lease expires").isEqualTo(1);
         assertThat(run.err()).startsWith("error: job " + job.id() + " is held by whittle-" + job.id() + "-first until ")
                 .endsWith(" (attempt 1 of 3); not taken" + System.lineSeparator());

@@ -20,7 +20,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The single-job worker's outcomes and exit codes: a failure is final (3), a stop (SIGTERM) gives the job back to
- * the queue without counting the attempt (1), or cancels it when a cancel was requested (3).
+ * the queue without counting the attempt (1), or cancels it when a cancel was requested (3); the job of a pod that
+ * died is taken over when its lease expires, and one whose holder keeps renewing is left to it (1).
  */
 class SingleJobWorkerTest {
 
@@ -43,8 +44,55 @@ class SingleJobWorkerTest {
     }
 
     static WorkerSettings settings() {
-        return new WorkerSettings("whittle-j-pod1", 1, List.of("auto", "cpu"), "cpu", Duration.ofSeconds(5),
+        return settings(Duration.ofSeconds(5));
+    }
+
+    static WorkerSettings settings(Duration lease) {
+        return new WorkerSettings("whittle-j-pod1", 1, List.of("auto", "cpu"), "cpu", lease,
                 Duration.ofMillis(100), Duration.ofMillis(50), Duration.ofMillis(10), Duration.ZERO, Duration.ofSeconds(10));
+    }
+
+    static JobExecutor succeeding() {
+        return (job, progress, cancelled) -> {
+            progress.update("compress", 0, 1, 1.0);
+            Path out = Path.of(job.output());
+            return new JobExecutor.Execution(out, out.resolve("report.json"),
+                    tools.jackson.databind.json.JsonMapper.builder().build().createObjectNode(), "cpu", 0);
+        };
+    }
+
+    @Test
+    void theJobOfAPodThatDiedIsTakenOverOnceItsLeaseExpires() {
+        store.insert(job("j"));
+        assertThat(store.claimJob("j", "whittle-j-pod0", Duration.ofMillis(400), "cpu", x -> {
+        })).isInstanceOf(JobClaim.Claimed.class); // pod0 then dies: nothing renews its lease
+        SingleJobWorker.Result r = new SingleJobWorker(store, succeeding(), settings(), JobMetrics.NONE).run("j");
+        assertThat(r.exitCode()).as(r.message()).isEqualTo(SingleJobWorker.EXIT_SUCCEEDED);
+        Job done = store.find("j").orElseThrow();
+        assertThat(done.state()).isEqualTo(JobState.SUCCEEDED);
+        assertThat(done.attempt()).isEqualTo(2);
+    }
+
+    @Test
+    void aJobWhoseHolderKeepsRenewingIsLeftToIt() throws Exception {
+        store.insert(job("j"));
+        store.claimJob("j", "whittle-j-pod0", Duration.ofMillis(300), "cpu", x -> {
+        });
+        java.util.concurrent.ScheduledExecutorService holder = java.util.concurrent.Executors.newSingleThreadScheduledExecutor();
+        try {
+            holder.scheduleWithFixedDelay(() -> store.heartbeat("j", "whittle-j-pod0", Duration.ofMillis(300)), 50, 50,
+                    TimeUnit.MILLISECONDS);
+            SingleJobWorker.Result r = new SingleJobWorker(store, succeeding(), settings(Duration.ofMillis(500)),
+                    JobMetrics.NONE).run("j");
+            assertThat(r.exitCode()).isEqualTo(SingleJobWorker.EXIT_RETRY);
+            assertThat(r.message()).startsWith("job j is held by whittle-j-pod0 until ").endsWith("; not taken");
+        } finally {
+            holder.shutdownNow();
+            holder.awaitTermination(5, TimeUnit.SECONDS);
+        }
+        Job held = store.find("j").orElseThrow();
+        assertThat(held.leaseOwner()).isEqualTo("whittle-j-pod0");
+        assertThat(held.attempt()).isEqualTo(1);
     }
 
     static NewJob job(String id) {
