@@ -164,7 +164,9 @@ public final class KubernetesExecutor implements JobPlacement, AutoCloseable {
                 if (lead != leading) {
                     log.info("{} the Kubernetes executor's leader ({})", lead ? "became" : "is no longer", owner);
                     leading = lead;
-                    seenUnfinished.clear();
+                    synchronized (passLock) {
+                        seenUnfinished.clear(); // another leader may have seen (and counted) ends meanwhile
+                    }
                 }
                 if (lead) {
                     dispatch();
