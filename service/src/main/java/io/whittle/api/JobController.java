@@ -4,6 +4,7 @@ import io.swagger.v3.oas.annotations.Operation;
 import io.swagger.v3.oas.annotations.Parameter;
 import io.swagger.v3.oas.annotations.tags.Tag;
 import io.whittle.jobs.Job;
+import io.whittle.jobs.JobResources;
 import io.whittle.jobs.JobService;
 import io.whittle.jobs.JobState;
 import io.whittle.jobs.JobStore;
@@ -61,7 +62,8 @@ public class JobController {
         SubmitJobRequest.Sampling s = body.sampling();
         JobService.Submitted submitted = jobs.submit(new JobService.Submission(body.method(), body.model(), body.calibration(),
                 body.eval(), body.params(), body.output(), body.backend(), body.priority(),
-                s == null ? null : new JobService.Sampling(s.samples(), s.seqLen(), s.seed())), idempotencyKey);
+                s == null ? null : new JobService.Sampling(s.samples(), s.seqLen(), s.seed()), resources(body.resources())),
+                idempotencyKey);
         Job job = submitted.job();
         ResponseEntity.BodyBuilder response = ResponseEntity.accepted().location(URI.create("/api/v1/jobs/" + job.id()));
         if (!submitted.created()) {
@@ -133,6 +135,18 @@ public class JobController {
                     + "closes after the event with the final state.")
     public SseEmitter events(@PathVariable("id") String id) {
         return events.open(find(id));
+    }
+
+    private static JobResources resources(SubmitJobRequest.Resources r) {
+        if (r == null) {
+            return null;
+        }
+        try {
+            return new JobResources(r.gpus(), r.gpuResource());
+        } catch (IllegalArgumentException e) {
+            throw JobValidationException.field(e.getMessage().startsWith("gpus") ? "resources.gpus" : "resources.gpuResource",
+                    e.getMessage());
+        }
     }
 
     private Job find(String id) {

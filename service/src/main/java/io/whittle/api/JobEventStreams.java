@@ -124,7 +124,7 @@ public class JobEventStreams implements DisposableBean, SmartLifecycle {
     private void send(Watch w, Job job) {
         Job.Progress p = job.progress();
         String signature = job.state() + "|" + job.attempt() + "|" + p.stage() + "|" + p.layer() + "|" + p.layers() + "|"
-                + p.fraction() + "|" + job.cancelRequested() + "|" + job.device();
+                + p.fraction() + "|" + job.cancelRequested() + "|" + job.device() + "|" + job.kubernetes();
         if (signature.equals(w.lastSignature)) {
             return;
         }

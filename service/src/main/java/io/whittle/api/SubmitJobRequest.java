@@ -27,7 +27,20 @@ public record SubmitJobRequest(
         @Schema(description = "Higher runs first (-1000..1000)", example = "0")
         Integer priority,
         @Schema(description = "Windowing of text calibration files")
-        Sampling sampling) {
+        Sampling sampling,
+        @Schema(description = "GPUs of the job's pod (Kubernetes executor only; refused with the local executor)")
+        Resources resources) {
+
+    /**
+     * Where the job's pod runs (Kubernetes executor): how many GPUs, and which GPU resource (e.g. a MIG slice
+     * {@code nvidia.com/mig-3g.40gb}); unset fields take the executor's defaults.
+     */
+    public record Resources(
+            @Schema(description = "GPUs (or MIG slices) of the job's pod; 0 for a CPU-only pod", example = "1")
+            Integer gpus,
+            @Schema(description = "Kubernetes GPU resource name", example = "nvidia.com/gpu")
+            String gpuResource) {
+    }
 
     /** How text calibration files are cut into windows. */
     public record Sampling(Integer samples, Integer seqLen, Long seed) {

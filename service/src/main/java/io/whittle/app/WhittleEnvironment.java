@@ -9,7 +9,8 @@ import org.springframework.core.env.PropertySource;
 
 /**
  * Gives the service its no-set-up default: when no {@code spring.datasource.url} is configured, an H2 file database
- * under {@code whittle.storage.data-dir} (made absolute, which H2 requires). The default is a property source of
+ * under {@code whittle.storage.data-dir} (made absolute, which H2 requires); and reads {@code whittle.executor} as
+ * {@code whittle.executor.mode} unless that is set itself. The default is a property source of
  * lowest precedence that computes the URL when it is read, so it follows a data directory set by any other
  * source, including ones added after start-up began (tests' dynamic properties).
  */
@@ -29,7 +30,10 @@ public class WhittleEnvironment implements EnvironmentPostProcessor, Ordered {
         return Ordered.LOWEST_PRECEDENCE;
     }
 
-    /** {@code spring.datasource.url} and {@code username} for the embedded H2 database. */
+    /**
+     * {@code spring.datasource.url} and {@code username} for the embedded H2 database, and {@code whittle.executor.mode}
+     * from its short form {@code whittle.executor}.
+     */
     static final class Defaults extends PropertySource<Object> {
 
         /** Read at lookup time; deliberately not the property source's "source", which tools may walk. */
@@ -51,6 +55,8 @@ public class WhittleEnvironment implements EnvironmentPostProcessor, Ordered {
                 }
                 case "spring.datasource.username" -> env.getProperty("spring.datasource.url", "").startsWith("jdbc:h2:")
                         ? "sa" : null;
+                // whittle.executor=kubernetes (WHITTLE_EXECUTOR) is the short form of whittle.executor.mode
+                case "whittle.executor.mode" -> env.getProperty("whittle.executor");
                 default -> null;
             };
         }

@@ -12,8 +12,9 @@ import picocli.CommandLine.ScopeType;
  */
 @Command(name = "whittle", mixinStandardHelpOptions = true, versionProvider = WhittleVersion.class,
         description = "Hardware-aware compression of Hugging Face checkpoints (CAMERA, WGSEF, visual-token pruning).",
-        subcommands = {SynthCommand.class, InspectCommand.class, EvalCommand.class, RunCommand.class, MethodsCommand.class, SampleCommand.class,
-                BenchCommand.class, VisualFlopsCommand.class, VisualBenchCommand.class, ServeCommand.class, DemoCommand.class,
+        subcommands = {SynthCommand.class, InspectCommand.class, EvalCommand.class, RunCommand.class, MethodsCommand.class,
+                SampleCommand.class, BenchCommand.class, VisualFlopsCommand.class, VisualBenchCommand.class,
+                ServeCommand.class, WorkerCommand.class, DemoCommand.class,
                 CommandLine.HelpCommand.class})
 public final class WhittleMain implements Runnable {
 

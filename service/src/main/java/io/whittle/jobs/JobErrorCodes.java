@@ -15,6 +15,24 @@ public final class JobErrorCodes {
     public static final String OUTPUT_EXISTS = "OUTPUT_EXISTS";
     /** Every attempt's worker stopped heartbeating (killed pod, lost node) and {@code max-attempts} is used up. */
     public static final String LEASE_EXPIRED = "LEASE_EXPIRED";
+    /**
+     * Kubernetes executor: Kubernetes gave up on the job's Job (backoff limit reached, {@code activeDeadlineSeconds}
+     * passed, pod failure policy); the message has the Job's reason and the last pod's termination.
+     */
+    public static final String WORKER_FAILED = "WORKER_FAILED";
+    /** Kubernetes executor: the job's pod stayed Unschedulable longer than the configured time. */
+    public static final String WORKER_UNSCHEDULABLE = "WORKER_UNSCHEDULABLE";
+    /**
+     * Kubernetes executor: the job's pod could not start (ImagePullBackOff, ErrImagePull, CreateContainerConfigError,
+     * ...) for longer than the configured time.
+     */
+    public static final String WORKER_START_FAILED = "WORKER_START_FAILED";
+    /** Kubernetes executor: the job's Job completed but its worker recorded no result. */
+    public static final String WORKER_NO_RESULT = "WORKER_NO_RESULT";
+    /** Kubernetes executor: the job's Job disappeared (deleted outside Whittle) before the job ended. */
+    public static final String WORKER_LOST = "WORKER_LOST";
+    /** Kubernetes executor: the Kubernetes API refused to create the job's Job (e.g. an invalid or denied spec). */
+    public static final String WORKER_REJECTED = "WORKER_REJECTED";
     /** A user cancelled the job. */
     public static final String CANCELLED = "CANCELLED";
 

@@ -48,8 +48,15 @@ public final class JobService {
     private final JobMetrics metrics;
     private final JobSignals signals;
     private final int maxAttempts;
+    private final JobPlacement placement;
 
+    /** A service whose jobs run on local worker slots ({@link JobPlacement#LOCAL}). */
     public JobService(JobStore store, StorageRoots roots, JobMetrics metrics, JobSignals signals, int maxAttempts) {
+        this(store, roots, metrics, signals, maxAttempts, JobPlacement.LOCAL);
+    }
+
+    public JobService(JobStore store, StorageRoots roots, JobMetrics metrics, JobSignals signals, int maxAttempts,
+                      JobPlacement placement) {
         if (maxAttempts < 1) {
             throw new IllegalArgumentException("max-attempts must be at least 1, got " + maxAttempts);
         }
@@ -58,14 +65,27 @@ public final class JobService {
         this.metrics = metrics == null ? JobMetrics.NONE : metrics;
         this.signals = signals == null ? new JobSignals() : signals;
         this.maxAttempts = maxAttempts;
+        this.placement = placement;
+    }
+
+    /** The executor this service's jobs run on ({@code local} or {@code kubernetes}). */
+    public String executor() {
+        return placement.executor();
     }
 
     /**
      * A submission as a client states it: paths as given (relative ones are taken against the first model root, or
-     * the output root for {@code output}), raw parameter values (strings, numbers, JSON nodes).
+     * the output root for {@code output}), raw parameter values (strings, numbers, JSON nodes), and optionally where
+     * to run ({@code resources}: GPUs of the job's pod, Kubernetes executor only).
      */
     public record Submission(String method, String model, String calibration, String eval, Map<String, ?> params,
-                             String output, String backend, Integer priority, Sampling sampling) {
+                             String output, String backend, Integer priority, Sampling sampling, JobResources resources) {
+
+        /** A submission without a placement request. */
+        public Submission(String method, String model, String calibration, String eval, Map<String, ?> params,
+                          String output, String backend, Integer priority, Sampling sampling) {
+            this(method, model, calibration, eval, params, output, backend, priority, sampling, null);
+        }
     }
 
     /** How text calibration files are windowed (defaults: the papers' 128 x 2048, seed 1234). */
@@ -130,6 +150,10 @@ public final class JobService {
         String backend = s.backend() == null ? "auto" : s.backend();
         if (!BACKENDS.contains(backend)) {
             throw JobValidationException.field("backend", "'" + backend + "' is not one of auto, cpu, cuda");
+        }
+        JobResources resources = placement.checkResources(s.resources());
+        if (resources != null && Integer.valueOf(0).equals(resources.gpus()) && "cuda".equals(backend)) {
+            throw JobValidationException.field("resources.gpus", "must be at least 1 for a job with backend cuda");
         }
         int priority = s.priority() == null ? 0 : s.priority();
         if (priority < -1000 || priority > 1000) {
@@ -196,7 +220,7 @@ public final class JobService {
         }
         return new NewJob(id, d.name(), priority, model.toString(), calibration == null ? null : calibration.toString(),
                 eval == null ? null : eval.toString(), output.toString(), prepared.params().toJson().toString(), samplingJson,
-                backend, idempotencyKey, hash, maxAttempts);
+                backend, idempotencyKey, hash, maxAttempts, placement.executor(), resources);
     }
 
     private static List<String> methodNames() {
@@ -215,6 +239,9 @@ public final class JobService {
         canonical.put("backend", s.backend() == null ? "auto" : s.backend());
         canonical.put("priority", s.priority() == null ? 0 : s.priority());
         canonical.put("sampling", s.sampling());
+        if (s.resources() != null && !s.resources().isEmpty()) { // absent from the hash when not given: old keys still match
+            canonical.put("resources", s.resources());
+        }
         try {
             byte[] digest = MessageDigest.getInstance("SHA-256")
                     .digest(CANONICAL.writeValueAsString(canonical).getBytes(StandardCharsets.UTF_8));
@@ -253,8 +280,13 @@ public final class JobService {
     /** Cancels a job; see {@link JobStore#requestCancel}. */
     public JobStore.CancelOutcome cancel(String id) {
         JobStore.CancelOutcome outcome = store.requestCancel(id);
-        if (outcome == JobStore.CancelOutcome.CANCELLED) {
-            store.find(id).ifPresent(j -> metrics.jobCompleted(j.method(), "cancelled"));
+        if (outcome == JobStore.CancelOutcome.CANCELLED || outcome == JobStore.CancelOutcome.REQUESTED) {
+            store.find(id).ifPresent(j -> {
+                if (outcome == JobStore.CancelOutcome.CANCELLED) {
+                    metrics.jobCompleted(j.method(), "cancelled");
+                }
+                placement.cancelled(j);
+            });
         }
         return outcome;
     }

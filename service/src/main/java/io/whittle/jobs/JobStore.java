@@ -35,7 +35,8 @@ public final class JobStore {
     private static final String COLUMNS = "id, seq, method, state, priority, model, calibration, eval_data, output, params, "
             + "sampling, backend, device, idempotency_key, request_hash, created_at, started_at, finished_at, attempt, "
             + "max_attempts, lease_owner, lease_until, cancel_requested, progress_stage, progress_layer, progress_layers, "
-            + "progress_fraction, error_code, error_message, result_output, result_report";
+            + "progress_fraction, error_code, error_message, result_output, result_report, executor, resources, kubernetes_job, "
+            + "kubernetes_pod, kubernetes_pod_phase, kubernetes_detail";
 
     /** How many final-state transitions one claim may make (expired, used-up or cancelled jobs) before giving up. */
     private static final int MAX_CLOSED_PER_CLAIM = 16;
@@ -77,10 +78,11 @@ public final class JobStore {
         OffsetDateTime now = now();
         try {
             jdbc.update("INSERT INTO compression_job (id, method, state, priority, model, calibration, eval_data, output, params, "
-                            + "sampling, backend, idempotency_key, request_hash, created_at, attempt, max_attempts, updated_at) "
-                            + "VALUES (?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                            + "sampling, backend, idempotency_key, request_hash, created_at, attempt, max_attempts, updated_at, "
+                            + "executor, resources) VALUES (?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
                     j.id(), j.method(), j.priority(), j.model(), j.calibration(), j.eval(), j.output(), j.paramsJson(),
-                    j.samplingJson(), j.backend(), j.idempotencyKey(), j.requestHash(), now, j.maxAttempts(), now);
+                    j.samplingJson(), j.backend(), j.idempotencyKey(), j.requestHash(), now, j.maxAttempts(), now,
+                    j.executor(), j.resources() == null || j.resources().isEmpty() ? null : j.resources().toJson());
         } catch (DuplicateKeyException e) {
             if (j.idempotencyKey() != null) {
                 Optional<Job> existing = findByIdempotencyKey(j.idempotencyKey());
@@ -140,10 +142,10 @@ public final class JobStore {
 
     /**
      * Claims the next job for {@code owner}: the queued job (or the running job whose lease has expired, i.e. whose
-     * worker died) of highest priority, oldest first, among those asking for one of {@code backends}. Takes a lease
-     * of {@code lease} and counts an attempt. An expired job whose attempts are used up is failed
-     * ({@link JobErrorCodes#LEASE_EXPIRED}), and an expired job with a cancel request is cancelled, instead of being
-     * handed out; {@code closed} hears of each.
+     * worker died) of highest priority, oldest first, among those asking for one of {@code backends} and not handed to
+     * a Kubernetes Job. Takes a lease of {@code lease} and counts an attempt. An expired job whose attempts are used up
+     * is failed ({@link JobErrorCodes#LEASE_EXPIRED}), and an expired job with a cancel request is cancelled, instead
+     * of being handed out; {@code closed} hears of each.
      */
     public Optional<Job> claim(String owner, Duration lease, Collection<String> backends, String device,
                                Consumer<Job> closed) {
@@ -151,9 +153,9 @@ public final class JobStore {
             throw new IllegalArgumentException("a worker must accept at least one backend");
         }
         String in = String.join(", ", java.util.Collections.nCopies(backends.size(), "?"));
-        String select = "SELECT id, state, attempt, max_attempts, cancel_requested, lease_owner FROM compression_job"
+        String select = "SELECT " + CANDIDATE_COLUMNS + " FROM compression_job"
                 + " WHERE (state = 'QUEUED' OR (state = 'RUNNING' AND lease_until < ?)) AND backend IN (" + in + ")"
-                + " ORDER BY priority DESC, seq FETCH FIRST 1 ROWS ONLY FOR UPDATE SKIP LOCKED";
+                + " AND kubernetes_job IS NULL ORDER BY priority DESC, seq FETCH FIRST 1 ROWS ONLY FOR UPDATE SKIP LOCKED";
         List<Job> closedJobs = new ArrayList<>();
         Optional<Job> claimed = tx.execute(status -> {
             for (int i = 0; i < MAX_CLOSED_PER_CLAIM; i++) {
@@ -161,31 +163,14 @@ public final class JobStore {
                 List<Object> args = new ArrayList<>();
                 args.add(now);
                 args.addAll(backends);
-                List<Candidate> found = jdbc.query(select, (rs, n) -> new Candidate(rs.getString(1),
-                        JobState.valueOf(rs.getString(2)), rs.getInt(3), rs.getInt(4), rs.getBoolean(5), rs.getString(6)),
-                        args.toArray());
+                List<Candidate> found = jdbc.query(select, JobStore::candidate, args.toArray());
                 if (found.isEmpty()) {
                     return Optional.<Job>empty();
                 }
-                Candidate c = found.get(0);
-                if (c.state() == JobState.RUNNING && c.cancelRequested()) {
-                    close(c.id(), JobState.CANCELLED, new JobError(JobErrorCodes.CANCELLED,
-                            "cancelled by request; its worker (" + c.leaseOwner() + ") stopped before finishing"), now);
-                    closedJobs.add(find(c.id()).orElseThrow());
-                    continue;
+                Job taken = takeOrClose(found.get(0), owner, lease, device, ExecutorNames.LOCAL, now, closedJobs);
+                if (taken != null) {
+                    return Optional.of(taken);
                 }
-                if (c.state() == JobState.RUNNING && c.attempt() >= c.maxAttempts()) {
-                    close(c.id(), JobState.FAILED, new JobError(JobErrorCodes.LEASE_EXPIRED, "the worker of attempt "
-                            + c.attempt() + " (" + c.leaseOwner() + ") stopped heartbeating, and all " + c.maxAttempts()
-                            + " attempts are used up"), now);
-                    closedJobs.add(find(c.id()).orElseThrow());
-                    continue;
-                }
-                jdbc.update("UPDATE compression_job SET state = 'RUNNING', lease_owner = ?, lease_until = ?, attempt = attempt + 1,"
-                                + " started_at = ?, device = ?, progress_stage = NULL, progress_layer = NULL, progress_layers = NULL,"
-                                + " progress_fraction = 0, updated_at = ? WHERE id = ?",
-                        owner, now.plus(lease), now, device, now, c.id());
-                return find(c.id());
             }
             return Optional.<Job>empty();
         });
@@ -193,8 +178,78 @@ public final class JobStore {
         return claimed;
     }
 
+    /**
+     * Claims the job {@code id} and no other (a Kubernetes Job's pod, {@code whittle worker --job}): queued, or
+     * running under a lease that has expired (the pod before this one died). The same lease, attempt counting and
+     * closing rules as {@link #claim}; a job another worker holds under a live lease is not taken.
+     */
+    public JobClaim claimJob(String id, String owner, Duration lease, String device, Consumer<Job> closed) {
+        List<Job> closedJobs = new ArrayList<>();
+        JobClaim result = tx.execute(status -> {
+            OffsetDateTime now = now();
+            List<Candidate> found = jdbc.query("SELECT " + CANDIDATE_COLUMNS + " FROM compression_job WHERE id = ? FOR UPDATE",
+                    JobStore::candidate, id);
+            if (found.isEmpty()) {
+                return new JobClaim.Refused(JobClaim.Reason.NOT_FOUND, null, "job " + id + " does not exist");
+            }
+            Candidate c = found.get(0);
+            if (c.state().isFinal()) {
+                return new JobClaim.Refused(JobClaim.Reason.FINISHED, c.state(), "job " + id + " has already finished ("
+                        + c.state() + ")");
+            }
+            if (c.state() == JobState.RUNNING && c.leaseUntil() != null && !c.leaseUntil().isBefore(now)) {
+                return new JobClaim.Refused(JobClaim.Reason.HELD, c.state(), "job " + id + " is held by " + c.leaseOwner()
+                        + " until " + c.leaseUntil().toInstant() + " (attempt " + c.attempt() + " of " + c.maxAttempts() + ")");
+            }
+            Job taken = takeOrClose(c, owner, lease, device, null, now, closedJobs);
+            if (taken != null) {
+                return new JobClaim.Claimed(taken);
+            }
+            Job ended = closedJobs.get(closedJobs.size() - 1);
+            return new JobClaim.Refused(JobClaim.Reason.FINISHED, ended.state(), "job " + id + " has already finished ("
+                    + ended.state() + ": " + ended.error().message() + ")");
+        });
+        closedJobs.forEach(closed);
+        return result;
+    }
+
+    private static final String CANDIDATE_COLUMNS = "id, state, attempt, max_attempts, cancel_requested, lease_owner, lease_until";
+
     private record Candidate(String id, JobState state, int attempt, int maxAttempts, boolean cancelRequested,
-                             String leaseOwner) {
+                             String leaseOwner, OffsetDateTime leaseUntil) {
+    }
+
+    private static Candidate candidate(ResultSet rs, int n) throws SQLException {
+        return new Candidate(rs.getString(1), JobState.valueOf(rs.getString(2)), rs.getInt(3), rs.getInt(4), rs.getBoolean(5),
+                rs.getString(6), rs.getObject(7, OffsetDateTime.class));
+    }
+
+    /**
+     * Inside a claim's transaction, with the row locked: takes a claimable job (lease, attempt, {@code executor} when
+     * not null) and returns it, or closes an expired one that must not run again (cancel requested: CANCELLED;
+     * attempts used up: FAILED with {@link JobErrorCodes#LEASE_EXPIRED}), adds it to {@code closedJobs} and returns
+     * null.
+     */
+    private Job takeOrClose(Candidate c, String owner, Duration lease, String device, String executor, OffsetDateTime now,
+                            List<Job> closedJobs) {
+        if (c.state() == JobState.RUNNING && c.cancelRequested()) {
+            close(c.id(), JobState.CANCELLED, new JobError(JobErrorCodes.CANCELLED,
+                    "cancelled by request; its worker (" + c.leaseOwner() + ") stopped before finishing"), now);
+            closedJobs.add(find(c.id()).orElseThrow());
+            return null;
+        }
+        if (c.state() == JobState.RUNNING && c.attempt() >= c.maxAttempts()) {
+            close(c.id(), JobState.FAILED, new JobError(JobErrorCodes.LEASE_EXPIRED, "the worker of attempt "
+                    + c.attempt() + " (" + c.leaseOwner() + ") stopped heartbeating, and all " + c.maxAttempts()
+                    + " attempts are used up"), now);
+            closedJobs.add(find(c.id()).orElseThrow());
+            return null;
+        }
+        jdbc.update("UPDATE compression_job SET state = 'RUNNING', lease_owner = ?, lease_until = ?, attempt = attempt + 1,"
+                        + " started_at = ?, device = ?, progress_stage = NULL, progress_layer = NULL, progress_layers = NULL,"
+                        + " progress_fraction = 0, executor = COALESCE(?, executor), updated_at = ? WHERE id = ?",
+                owner, now.plus(lease), now, device, executor, now, c.id());
+        return find(c.id()).orElseThrow();
     }
 
     private void close(String id, JobState state, JobError error, OffsetDateTime now) {
@@ -298,6 +353,101 @@ public final class JobStore {
         throw new IllegalStateException("job " + id + " kept changing state while being cancelled");
     }
 
+    // ---- Kubernetes executor: dispatch and reconciliation --------------------------------------------------------
+
+    /** Queued jobs without a Kubernetes Job yet (and no cancel request), highest priority first, then oldest. */
+    public List<Job> awaitingDispatch(int limit) {
+        return jdbc.query("SELECT " + COLUMNS + " FROM compression_job WHERE state = 'QUEUED' AND kubernetes_job IS NULL"
+                + " AND cancel_requested = FALSE ORDER BY priority DESC, seq FETCH FIRST " + limit + " ROWS ONLY", JobStore::row);
+    }
+
+    /**
+     * Records that the Kubernetes Job {@code kubernetesJob} was created for job {@code id} (executor
+     * {@code kubernetes}). False, with nothing written, when the job already has one or has ended meanwhile.
+     */
+    public boolean markDispatched(String id, String kubernetesJob) {
+        return jdbc.update("UPDATE compression_job SET kubernetes_job = ?, executor = ?, updated_at = ? WHERE id = ?"
+                        + " AND kubernetes_job IS NULL AND state IN ('QUEUED', 'RUNNING')",
+                kubernetesJob, ExecutorNames.KUBERNETES, now(), id) == 1;
+    }
+
+    /** Jobs with a Kubernetes Job that have not ended, or ended at or after {@code endedSince}. */
+    public List<Job> dispatched(Instant endedSince) {
+        return jdbc.query("SELECT " + COLUMNS + " FROM compression_job WHERE kubernetes_job IS NOT NULL"
+                        + " AND (state IN ('QUEUED', 'RUNNING') OR finished_at >= ?) ORDER BY seq",
+                JobStore::row, OffsetDateTime.ofInstant(endedSince, ZoneOffset.UTC));
+    }
+
+    /** Records what was seen of a job's pod (informational: any state, no lease needed). */
+    public void updateKubernetesStatus(String id, String pod, String podPhase, String detail) {
+        jdbc.update("UPDATE compression_job SET kubernetes_pod = ?, kubernetes_pod_phase = ?, kubernetes_detail = ?,"
+                + " updated_at = ? WHERE id = ?", pod, podPhase, truncate(detail, 1000), now(), id);
+    }
+
+    /**
+     * Fails a job that has not ended, whoever holds it: the executor's verdict when Kubernetes has given up on the
+     * job's pods (a worker that is somehow still alive can then record nothing: its writes need the RUNNING state).
+     * False when the job had already ended.
+     */
+    public boolean failUnfinished(String id, JobError error) {
+        OffsetDateTime now = now();
+        return jdbc.update("UPDATE compression_job SET state = 'FAILED', lease_owner = NULL, lease_until = NULL, finished_at = ?,"
+                        + " error_code = ?, error_message = ?, updated_at = ? WHERE id = ? AND state IN ('QUEUED', 'RUNNING')",
+                now, error.code(), truncate(error.message()), now, id) == 1;
+    }
+
+    /**
+     * Ends a job whose worker is gone for good (its Kubernetes Job no longer exists) unless a live lease says a
+     * worker still holds it: CANCELLED when a cancel was requested, else FAILED with {@code failure}. Returns the
+     * state written, empty when nothing changed.
+     */
+    public Optional<JobState> closeAbandoned(String id, JobError failure) {
+        OffsetDateTime now = now();
+        String unheld = " WHERE id = ? AND state IN ('QUEUED', 'RUNNING') AND (lease_until IS NULL OR lease_until < ?)";
+        if (jdbc.update("UPDATE compression_job SET state = 'CANCELLED', lease_owner = NULL, lease_until = NULL,"
+                        + " finished_at = ?, error_code = ?, error_message = ?, updated_at = ?" + unheld + " AND cancel_requested = TRUE",
+                now, JobErrorCodes.CANCELLED, "cancelled by request; its worker stopped before finishing", now, id, now) == 1) {
+            return Optional.of(JobState.CANCELLED);
+        }
+        if (jdbc.update("UPDATE compression_job SET state = 'FAILED', lease_owner = NULL, lease_until = NULL, finished_at = ?,"
+                        + " error_code = ?, error_message = ?, updated_at = ?" + unheld,
+                now, failure.code(), truncate(failure.message()), now, id, now) == 1) {
+            return Optional.of(JobState.FAILED);
+        }
+        return Optional.empty();
+    }
+
+    /**
+     * Takes or renews the named leader lease for {@code owner} (one API replica dispatches and reconciles at a time);
+     * true when {@code owner} holds it until now + {@code lease}.
+     */
+    public boolean tryLead(String name, String owner, Duration lease) {
+        OffsetDateTime now = now();
+        if (jdbc.update("UPDATE service_leader SET owner = ?, lease_until = ? WHERE name = ? AND (owner IS NULL OR owner = ?"
+                + " OR lease_until < ?)", owner, now.plus(lease), name, owner, now) == 1) {
+            return true;
+        }
+        Integer rows = jdbc.queryForObject("SELECT COUNT(*) FROM service_leader WHERE name = ?", Integer.class, name);
+        if (rows != null && rows == 0) {
+            try {
+                return jdbc.update("INSERT INTO service_leader (name, owner, lease_until) VALUES (?, ?, ?)", name, owner,
+                        now.plus(lease)) == 1;
+            } catch (DuplicateKeyException e) {
+                return false; // another replica created it first
+            }
+        }
+        return false;
+    }
+
+    /** Gives the named leader lease up if {@code owner} holds it (a stopping replica), so another takes over at once. */
+    public void resign(String name, String owner) {
+        jdbc.update("UPDATE service_leader SET owner = NULL, lease_until = NULL WHERE name = ? AND owner = ?", name, owner);
+    }
+
+    private static String truncate(String s, int max) {
+        return s == null || s.length() <= max ? s : s.substring(0, max - 3) + "...";
+    }
+
     private static String truncate(String s) {
         return s == null || s.length() <= 8000 ? s : s.substring(0, 7997) + "...";
     }
@@ -325,6 +475,13 @@ public final class JobStore {
                 new Progress(rs.getString("progress_stage"), integer(rs, "progress_layer"), integer(rs, "progress_layers"),
                         rs.getDouble("progress_fraction")),
                 errorCode == null ? null : new JobError(errorCode, rs.getString("error_message")),
-                resultOutput == null ? null : new JobOutput(resultOutput, rs.getString("result_report")));
+                resultOutput == null ? null : new JobOutput(resultOutput, rs.getString("result_report")),
+                rs.getString("executor"), JobResources.fromJson(rs.getString("resources")), kubernetes(rs));
+    }
+
+    private static Job.KubernetesStatus kubernetes(ResultSet rs) throws SQLException {
+        String job = rs.getString("kubernetes_job");
+        return job == null ? null : new Job.KubernetesStatus(job, rs.getString("kubernetes_pod"),
+                rs.getString("kubernetes_pod_phase"), rs.getString("kubernetes_detail"));
     }
 }

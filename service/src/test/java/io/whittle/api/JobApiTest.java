@@ -134,6 +134,9 @@ class JobApiTest {
         assertThat(done.path("state").stringValue()).as(done.toString()).isEqualTo("SUCCEEDED");
         assertThat(done.path("attempt").asInt()).isEqualTo(1);
         assertThat(done.path("device").stringValue()).isEqualTo("cpu");
+        assertThat(done.path("executor").stringValue()).isEqualTo("local");
+        assertThat(done.has("kubernetes")).as("no Kubernetes Job").isFalse();
+        assertThat(done.has("resources")).isFalse();
         Instant created = Instant.parse(done.path("createdAt").stringValue());
         Instant started = Instant.parse(done.path("startedAt").stringValue());
         Instant finished = Instant.parse(done.path("finishedAt").stringValue());
@@ -225,7 +228,12 @@ class JobApiTest {
                         + calibration + "\"}", "VALIDATION_FAILED", "model", "does not exist"),
                 new Case("{\"method\": \"" + ScaleMethod.NAME + "\", \"model\": \"" + model + "\", \"calibration\": \""
                         + MODELS.resolve("none.json") + "\"}", "VALIDATION_FAILED", "calibration", "does not exist"),
-                new Case(job("{}", ", \"sampling\": {\"samples\": 0}"), "VALIDATION_FAILED", "sampling", "samples >= 1"));
+                new Case(job("{}", ", \"sampling\": {\"samples\": 0}"), "VALIDATION_FAILED", "sampling", "samples >= 1"),
+                new Case(job("{}", ", \"resources\": {\"gpus\": 1}"), "VALIDATION_FAILED", "resources",
+                        "is only accepted with the Kubernetes executor"),
+                new Case(job("{}", ", \"resources\": {\"gpus\": -1}"), "VALIDATION_FAILED", "resources.gpus",
+                        "gpus must be 0 or more, got -1"),
+                new Case(job("{}", ", \"resources\": {\"cpus\": 4}"), "UNKNOWN_FIELD", "resources.cpus", "not a field"));
         int before = http.get("/api/v1/jobs?limit=200").json().path("items").size();
         for (Case c : cases) {
             Http.Response r = http.post("/api/v1/jobs", c.body());

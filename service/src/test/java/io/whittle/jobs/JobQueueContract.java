@@ -210,6 +210,128 @@ abstract class JobQueueContract {
     }
 
     @Test
+    void aNamedClaimTakesThatJobOnlyAndRefusesOneHeldUnderALiveLease() throws Exception {
+        store.insert(newJob("first", "auto"));
+        store.insert(newJob("second", "cuda"));
+        JobClaim claim = store.claimJob("second", "pod-a", Duration.ofMillis(200), "cuda:0", j -> {
+        });
+        assertThat(claim).isInstanceOf(JobClaim.Claimed.class);
+        Job second = ((JobClaim.Claimed) claim).job();
+        assertThat(second.id()).isEqualTo("second");
+        assertThat(second.state()).isEqualTo(JobState.RUNNING);
+        assertThat(second.leaseOwner()).isEqualTo("pod-a");
+        assertThat(second.attempt()).isEqualTo(1);
+        assertThat(store.find("first").orElseThrow().state()).as("the other job").isEqualTo(JobState.QUEUED);
+
+        JobClaim refused = store.claimJob("second", "pod-b", LEASE, "cuda:0", j -> {
+        });
+        assertThat(refused).isInstanceOf(JobClaim.Refused.class);
+        JobClaim.Refused r = (JobClaim.Refused) refused;
+        assertThat(r.reason()).isEqualTo(JobClaim.Reason.HELD);
+        assertThat(r.message()).startsWith("job second is held by pod-a until ").endsWith("(attempt 1 of 3)");
+        Thread.sleep(300); // pod-a's lease expires: it died
+        JobClaim retry = store.claimJob("second", "pod-b", LEASE, "cuda:0", j -> {
+        });
+        assertThat(retry).isInstanceOf(JobClaim.Claimed.class);
+        assertThat(((JobClaim.Claimed) retry).job().attempt()).isEqualTo(2);
+        assertThat(store.heartbeat("second", "pod-a", LEASE).held()).isFalse();
+    }
+
+    @Test
+    void aNamedClaimOfAMissingOrEndedJobSaysSo() throws Exception {
+        JobClaim missing = store.claimJob("nope", "pod", LEASE, "cpu", j -> {
+        });
+        assertThat(missing).isEqualTo(new JobClaim.Refused(JobClaim.Reason.NOT_FOUND, null, "job nope does not exist"));
+        store.insert(newJob("done", "auto"));
+        store.claimJob("done", "pod", LEASE, "cpu", j -> {
+        });
+        store.finish("done", "pod", JobState.SUCCEEDED, null, new JobOutput("/o/done", "/o/done/report.json"), "cpu", null);
+        assertThat(store.claimJob("done", "pod-2", LEASE, "cpu", j -> {
+        })).isEqualTo(new JobClaim.Refused(JobClaim.Reason.FINISHED, JobState.SUCCEEDED, "job done has already finished (SUCCEEDED)"));
+        // an expired attempt whose attempts are used up is closed by the claim, as with claim()
+        store.insert(new NewJob("once", "noop", 0, "/m", null, null, "/o/once", "{}", null, "auto", null, null, 1));
+        store.claimJob("once", "ghost", Duration.ofMillis(50), "cpu", j -> {
+        });
+        Thread.sleep(150);
+        List<Job> closed = new ArrayList<>();
+        JobClaim ended = store.claimJob("once", "pod-3", LEASE, "cpu", closed::add);
+        assertThat(ended).isInstanceOf(JobClaim.Refused.class);
+        assertThat(((JobClaim.Refused) ended).state()).isEqualTo(JobState.FAILED);
+        assertThat(((JobClaim.Refused) ended).message()).startsWith("job once has already finished (FAILED: the worker of attempt 1");
+        assertThat(closed).extracting(Job::id).containsExactly("once");
+    }
+
+    @Test
+    void jobsHandedToKubernetesAreLeftToTheirPods() {
+        store.insert(newJob("k8s", "auto"));
+        store.insert(newJob("local", "auto"));
+        assertThat(store.awaitingDispatch(10)).extracting(Job::id).containsExactly("k8s", "local");
+        assertThat(store.markDispatched("k8s", "whittle-k8s")).isTrue();
+        assertThat(store.markDispatched("k8s", "whittle-k8s")).as("marked once").isFalse();
+        assertThat(store.awaitingDispatch(10)).extracting(Job::id).containsExactly("local");
+        Job dispatched = store.find("k8s").orElseThrow();
+        assertThat(dispatched.executor()).isEqualTo(ExecutorNames.KUBERNETES);
+        assertThat(dispatched.kubernetes()).isEqualTo(new Job.KubernetesStatus("whittle-k8s", null, null, null));
+
+        Job claimed = store.claim("slot", LEASE, List.of("auto"), "cpu", j -> {
+        }).orElseThrow();
+        assertThat(claimed.id()).as("a local slot takes only the job without a Kubernetes Job").isEqualTo("local");
+        assertThat(claimed.executor()).isEqualTo(ExecutorNames.LOCAL);
+        assertThat(store.claim("slot-2", LEASE, List.of("auto"), "cpu", j -> {
+        })).isEmpty();
+        assertThat(store.claimJob("k8s", "whittle-k8s-abcde", LEASE, "cpu", j -> {
+        })).isInstanceOf(JobClaim.Claimed.class);
+        assertThat(store.dispatched(java.time.Instant.now())).extracting(Job::id).containsExactly("k8s");
+
+        store.updateKubernetesStatus("k8s", "whittle-k8s-abcde", "Running", null);
+        assertThat(store.find("k8s").orElseThrow().kubernetes())
+                .isEqualTo(new Job.KubernetesStatus("whittle-k8s", "whittle-k8s-abcde", "Running", null));
+        assertThat(store.closeAbandoned("k8s", new Job.JobError(JobErrorCodes.WORKER_LOST, "gone")))
+                .as("a live lease").isEmpty();
+        assertThat(store.failUnfinished("k8s", new Job.JobError(JobErrorCodes.WORKER_FAILED, "Kubernetes gave up"))).isTrue();
+        Job failed = store.find("k8s").orElseThrow();
+        assertThat(failed.state()).isEqualTo(JobState.FAILED);
+        assertThat(failed.error()).isEqualTo(new Job.JobError(JobErrorCodes.WORKER_FAILED, "Kubernetes gave up"));
+        assertThat(failed.leaseOwner()).isNull();
+        assertThat(store.failUnfinished("k8s", new Job.JobError(JobErrorCodes.WORKER_FAILED, "again"))).isFalse();
+        assertThat(store.finish("k8s", "whittle-k8s-abcde", JobState.SUCCEEDED, null, new JobOutput("/x", "/x/r"), "cpu", null))
+                .as("the pod's late write").isFalse();
+    }
+
+    @Test
+    void anAbandonedJobIsCancelledWhenACancelWasRequestedElseFailed() {
+        store.insert(newJob("cancelled", "auto"));
+        store.insert(newJob("lost", "auto"));
+        store.markDispatched("cancelled", "whittle-cancelled");
+        store.markDispatched("lost", "whittle-lost");
+        store.claimJob("cancelled", "pod", Duration.ofMillis(-1), "cpu", j -> {
+        }); // a lease already expired: the pod died
+        assertThat(store.requestCancel("cancelled")).isEqualTo(JobStore.CancelOutcome.REQUESTED);
+        Job.JobError lost = new Job.JobError(JobErrorCodes.WORKER_LOST, "its Kubernetes Job is gone");
+        assertThat(store.closeAbandoned("cancelled", lost)).contains(JobState.CANCELLED);
+        assertThat(store.find("cancelled").orElseThrow().error().code()).isEqualTo(JobErrorCodes.CANCELLED);
+        assertThat(store.closeAbandoned("lost", lost)).contains(JobState.FAILED);
+        assertThat(store.find("lost").orElseThrow().error()).isEqualTo(lost);
+        assertThat(store.closeAbandoned("lost", lost)).isEmpty();
+    }
+
+    @Test
+    void oneProcessAtATimeHoldsTheLeaderLease() throws Exception {
+        assertThat(store.tryLead("kubernetes-executor", "api-0", Duration.ofMillis(200))).isTrue();
+        assertThat(store.tryLead("kubernetes-executor", "api-1", LEASE)).isFalse();
+        assertThat(store.tryLead("kubernetes-executor", "api-0", Duration.ofMillis(200))).as("renewed").isTrue();
+        Thread.sleep(300);
+        assertThat(store.tryLead("kubernetes-executor", "api-1", LEASE)).as("taken over after expiry").isTrue();
+        assertThat(store.tryLead("kubernetes-executor", "api-0", LEASE)).isFalse();
+        store.resign("kubernetes-executor", "api-0"); // not the holder: nothing changes
+        assertThat(store.tryLead("kubernetes-executor", "api-2", LEASE)).isFalse();
+        store.resign("kubernetes-executor", "api-1");
+        assertThat(store.tryLead("kubernetes-executor", "api-2", LEASE)).as("free after resigning").isTrue();
+        assertThat(store.tryLead("another-role", "api-0", LEASE)).as("a lease name not seeded by the migration").isTrue();
+        assertThat(store.tryLead("another-role", "api-1", LEASE)).isFalse();
+    }
+
+    @Test
     void aKilledWorkersJobCompletesOnAnotherWorkerWithAttemptTwoAndOneOutput() throws Exception {
         tinyModel(6);
         Job job = submitSlow(400);
