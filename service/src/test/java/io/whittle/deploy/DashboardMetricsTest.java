@@ -90,12 +90,28 @@ class DashboardMetricsTest {
                         j -> j.path("state").stringValue().matches("SUCCEEDED|FAILED|CANCELLED"));
                 assertThat(done.path("state").stringValue()).as(done.toString()).isEqualTo("SUCCEEDED");
             }
-            System.gc();
-            Http.Response r = http.get("/actuator/prometheus");
-            assertThat(r.status()).isEqualTo(200);
+            // the GC pause timer appears once a collection's notification has been processed, which happens on
+            // another thread after System.gc() returns: scrape until it is there (bounded)
+            long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+            Http.Response r;
+            do {
+                System.gc();
+                r = http.get("/actuator/prometheus");
+                assertThat(r.status()).isEqualTo(200);
+            } while (!r.body().contains("jvm_gc_pause_seconds_sum") && System.nanoTime() < deadline && pause());
             scrape = r.body();
         }
         return scrape;
+    }
+
+    private static boolean pause() {
+        try {
+            Thread.sleep(200);
+            return true;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
     }
 
     private static String submit(Http http, String body) {
