@@ -67,6 +67,9 @@ jlink --add-modules "$modules" --strip-debug --no-man-pages --no-header-files --
 # uncompressed modules gzip smaller (18.7 MB) than jlink-compressed ones (22.6 MB)
 tar -C "$root/kernels/target" -czf "$payload/jre.tgz" --transform 's|^gpu-check-jre|jre|' gpu-check-jre
 
+# tiny synthetic models for the transformers golden-logit check (tools/transformers_golden.py, run where PyTorch is)
+bash "$root/tools/prepare-transformers-golden.sh" "$payload/golden" >/dev/null
+
 total=$(du -sb "$payload" | cut -f1)
 {
   echo "whittle gpu-check payload"

@@ -101,12 +101,25 @@ export WHITTLE_CUDA_SYNC_LAUNCHES=true
   -cp "$payload/lib/*" io.whittle.compute.GpuCheck "$out" 2>&1 | tee -a "$log"
 status=${PIPESTATUS[0]}
 
+# golden per-sequence NLLs from transformers for the engine's tiny test models (commit the file as
+# service/src/test/resources/golden/transformers-golden.json; TransformersGoldenTest then compares)
+golden_line="transformers golden: not run (no PyTorch/transformers or no payload/golden)"
+if [ -d "$payload/golden" ] && python3 -c 'import torch, transformers, safetensors' >/dev/null 2>&1; then
+  if timeout 300 python3 "$root/tools/transformers_golden.py" "$payload/golden" "$out/transformers-golden.json" >> "$log" 2>&1; then
+    golden_line="transformers golden: written to transformers-golden.json"
+  else
+    golden_line="transformers golden: failed (see gpu-check.log)"
+  fi
+fi
+say "$golden_line"
+
 {
   echo "# Whittle GPU check"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "- card: $card"
   echo "- reference: $torch_line"
+  echo "- $golden_line"
   echo "- payload: $(sed -n 2p "$payload/MANIFEST.txt")"
   echo "- exit status: $status; wall time $(( $(date +%s) - start )) s"
   echo
