@@ -471,6 +471,118 @@ public abstract class BackendConformanceTest {
                 .hasMessageContaining("row index 4").hasMessageContaining("[0, 4)");
     }
 
+    /** ||out - ref|| / ||ref|| of fp64 vectors (||out - ref|| when the reference is all zero). */
+    protected static double relErr(double[] out, double[] expected) {
+        assertThat(out).hasSameSizeAs(expected);
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < expected.length; i++) {
+            if (!Double.isFinite(out[i]) && Double.isFinite(expected[i])) {
+                return Double.POSITIVE_INFINITY;
+            }
+            double d = out[i] - expected[i];
+            num += d * d;
+            den += expected[i] * expected[i];
+        }
+        return den == 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+    }
+
+    /**
+     * Runs microExpertEnergy on both backends from the same starting accumulators and compares sums and maxima.
+     * Returns the backend under test's sums.
+     */
+    private double[] assertEnergyMatches(String what, Pair x, Pair gate, Pair up, float[] a, double[] sum0, double[] max0) {
+        double[] rs = sum0.clone(), rm = max0.clone(), ds = sum0.clone(), dm = max0.clone();
+        ref.microExpertEnergy(x.ref(), gate.ref(), up.ref(), a, rs, rm);
+        dut.microExpertEnergy(x.dut(), gate.dut(), up.dut(), a, ds, dm);
+        assertThat(relErr(ds, rs)).as("%s: sums of phi^2 on %s vs cpu (seed %d)", what, dut.name(), seed).isLessThan(TOL);
+        assertThat(relErr(dm, rm)).as("%s: maxima of phi^2 on %s vs cpu (seed %d)", what, dut.name(), seed).isLessThan(TOL);
+        for (int j = 0; j < dm.length; j++) {
+            assertThat(dm[j]).as("%s: max of channel %d never drops below its start (seed %d)", what, j, seed).isGreaterThanOrEqualTo(max0[j]);
+        }
+        return ds;
+    }
+
+    private float[] routingWeights(int n) {
+        float[] a = new float[n];
+        for (int t = 0; t < n; t++) {
+            a[t] = t % 3 == 1 ? 0f : 0.05f + random.nextFloat(); // every third row unrouted (A = 0)
+        }
+        return a;
+    }
+
+    @Test
+    void microExpertEnergyOnOddShapesAccumulatesOntoExistingValues() {
+        // rows, hidden, channels straddling the 128-row and 64-channel tiles and the 8-wide k-steps
+        for (int[] s : new int[][] {{1, 5, 3}, {37, 19, 70}, {301, 37, 130}}) {
+            int n = s[0], d = s[1], f = s[2];
+            Pair x = random(n, d);
+            Pair gate = pair(Shape.of(f, d), gaussian(f * d, 0.4));
+            Pair up = pair(Shape.of(f, d), gaussian(f * d, 0.4));
+            float[] a = routingWeights(n);
+            a[0] = 0.7f;
+            double[] sum0 = new double[f];
+            double[] max0 = new double[f];
+            String what = "microExpertEnergy " + n + "x" + d + " -> " + f;
+            double[] first = assertEnergyMatches(what + " from zero", x, gate, up, a, sum0, max0);
+            // onto existing accumulators: sums add, maxima only rise (half the channels start above any phi^2)
+            for (int j = 0; j < f; j++) {
+                sum0[j] = random.nextDouble();
+                max0[j] = j % 2 == 0 ? 1e6 : random.nextDouble() * 1e-3;
+            }
+            assertEnergyMatches(what + " onto existing values", x, gate, up, a, sum0, max0);
+            assertThat(java.util.Arrays.stream(first).anyMatch(v -> v > 0)).as("some channel has energy (seed %d)", seed).isTrue();
+        }
+    }
+
+    @Test
+    void microExpertEnergySkipsUnroutedRowsEvenWhenTheirProductsOverflow() {
+        int n = 150, d = 24, f = 65;
+        float[] xv = gaussian(n * d, 1.0);
+        float[] a = routingWeights(n);
+        for (int c = 0; c < d; c++) {
+            xv[130 * d + c] = 3e38f; // row 130 (A = 0) overflows its products to infinity
+        }
+        a[130] = 0f;
+        Pair x = pair(Shape.of(n, d), xv);
+        Pair gate = pair(Shape.of(f, d), gaussian(f * d, 0.4));
+        Pair up = pair(Shape.of(f, d), gaussian(f * d, 0.4));
+        double[] sums = assertEnergyMatches("microExpertEnergy with an overflowing unrouted row", x, gate, up, a, new double[f], new double[f]);
+        assertThat(java.util.Arrays.stream(sums).allMatch(Double::isFinite)).as("finite sums (seed %d)", seed).isTrue();
+        // all rows unrouted: nothing changes, exactly
+        double[] s0 = new double[f];
+        double[] m0 = new double[f];
+        java.util.Arrays.fill(s0, 2.5);
+        java.util.Arrays.fill(m0, 0.25);
+        double[] ds = s0.clone(), dm = m0.clone();
+        dut.microExpertEnergy(x.dut(), gate.dut(), up.dut(), new float[n], ds, dm);
+        assertThat(ds).containsExactly(s0);
+        assertThat(dm).containsExactly(m0);
+    }
+
+    @Test
+    void microExpertEnergyOverSeveralChunksAndRowGroups() {
+        // 4096 channels: the CPU backend works in chunks of 1024 rows (three here), the CUDA kernel in 16 row groups
+        // of 128-row tiles, the first of which covers two tiles
+        int n = 2100, d = 12, f = 4096;
+        assertThat(MicroExpertEnergy.chunkRows(n, f)).isEqualTo(1024);
+        Pair x = random(n, d);
+        Pair gate = pair(Shape.of(f, d), gaussian(f * d, 0.3));
+        Pair up = pair(Shape.of(f, d), gaussian(f * d, 0.3));
+        assertEnergyMatches("microExpertEnergy " + n + "x" + d + " -> " + f, x, gate, up, routingWeights(n), new double[f], new double[f]);
+    }
+
+    @Test
+    void microExpertEnergyNamesMismatchedShapes() {
+        Pair x = random(4, 8);
+        Pair gate = random(6, 8);
+        Pair up = random(6, 7);
+        assertThatThrownBy(() -> dut.microExpertEnergy(x.dut(), gate.dut(), up.dut(), new float[4], new double[6], new double[6]))
+                .isInstanceOf(IllegalArgumentException.class).hasMessage("microExpertEnergy shape mismatch: x [4, 8], gate [6, 8], up [6, 7]");
+        assertThatThrownBy(() -> dut.microExpertEnergy(x.dut(), gate.dut(), gate.dut(), new float[3], new double[6], new double[6]))
+                .isInstanceOf(IllegalArgumentException.class).hasMessage("microExpertEnergy: 3 routing weights for 4 rows");
+    }
+
     // ---- loss ------------------------------------------------------------------------------------------------
 
     @Test

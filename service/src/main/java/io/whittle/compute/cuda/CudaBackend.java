@@ -6,6 +6,7 @@ import io.whittle.compute.Backend;
 import io.whittle.compute.DeviceInfo;
 import io.whittle.compute.DeviceMemoryInfo;
 import io.whittle.compute.DeviceTimer;
+import io.whittle.compute.MicroExpertEnergy;
 import io.whittle.compute.Routing;
 import io.whittle.compute.cpu.CpuBackend;
 import io.whittle.kernels.CudaDevice;
@@ -80,6 +81,10 @@ public final class CudaBackend implements Backend, DeviceTimer, DeviceMemoryInfo
     /** Probabilities for the observer are computed for as many heads at once as fit in this many bytes. */
     private static final long PROBS_BUDGET_BYTES = 256L << 20;
     private static final int MAX_ROUTED_EXPERTS = 256;
+    /** Rows and channels of one block of the micro-expert energy kernel (WH_E_BM, WH_E_BN in energy.cu). */
+    private static final int ENERGY_ROWS = 128;
+    private static final int ENERGY_CHANNELS = 64;
+    private static final int ENERGY_TARGET_BLOCKS = 1024;
 
     private final CudaDevice device;
     private final CudaStream stream;
@@ -555,6 +560,54 @@ public final class CudaBackend implements Backend, DeviceTimer, DeviceMemoryInfo
                 stream.launch(kernel("elementwise.cu", "scatter_add_rows_ordered_f32"), Dim3.of((cols + 255) / 256), Dim3.of(256), 0, args);
             }
         }
+    }
+
+    /**
+     * One fused kernel (energy.cu): both products of a [128 rows x 64 channels] tile stay in registers and only
+     * per-channel fp64 partials reach memory, reduced in a fixed order on the device; the [n x f] activations are
+     * never stored. Products are exact fp32 whatever the matmul precision (the scores rank channels). The result
+     * is deterministic for a given shape; it differs from the CPU backend's row-order sums by fp64 rounding.
+     */
+    @Override
+    public void microExpertEnergy(Tensor xRouted, Tensor wGate, Tensor wUp, float[] routingWeight, double[] sumSq,
+                                  double[] maxSq) {
+        MicroExpertEnergy.check(xRouted, wGate, wUp, routingWeight, sumSq, maxSq);
+        CudaTensor tx = cuda(xRouted), tg = cuda(wGate), tu = cuda(wUp);
+        int n = tx.rows(), d = tx.cols(), f = tg.rows();
+        if (n == 0 || f == 0) {
+            return;
+        }
+        int channelTiles = (f + ENERGY_CHANNELS - 1) / ENERGY_CHANNELS;
+        int parts = energyParts(n, f);
+        try (DeviceBuffer a = uploadScratch(routingWeight, "microExpertEnergy routing weights");
+             DeviceBuffer partSum = scratch(8L * parts * f, "microExpertEnergy partial sums [" + parts + ", " + f + "]");
+             DeviceBuffer partMax = scratch(8L * parts * f, "microExpertEnergy partial maxima [" + parts + ", " + f + "]");
+             DeviceBuffer total = scratch(16L * f, "microExpertEnergy totals")) {
+            stream.launch(kernel("energy.cu", "micro_expert_energy_f32"), Dim3.of(channelTiles, parts), Dim3.of(256), 0,
+                    KernelArgs.of().ptr(tx.address()).ptr(tg.address()).ptr(tu.address()).ptr(a.address()).i32(n).i32(d).i32(f)
+                            .ptr(partSum.address()).ptr(partMax.address()));
+            stream.launch(kernel("energy.cu", "micro_expert_energy_reduce"), Dim3.of((f + 255) / 256), Dim3.of(256), 0,
+                    KernelArgs.of().ptr(partSum.address()).ptr(partMax.address()).i32(parts).i32(f).ptr(total.address()));
+            double[] t = stream.downloadDoubles(total.address(), 2 * f);
+            for (int j = 0; j < f; j++) {
+                sumSq[j] += t[j];
+                if (t[f + j] > maxSq[j]) {
+                    maxSq[j] = t[f + j];
+                }
+            }
+        }
+    }
+
+    /**
+     * Row groups of the energy kernel: about {@link #ENERGY_TARGET_BLOCKS} blocks in all (several waves on any
+     * current GPU), never more groups than row tiles. A function of the shape only, so the summation order, and
+     * with it the result, does not depend on the device.
+     */
+    static int energyParts(int n, int f) {
+        int rowTiles = (n + ENERGY_ROWS - 1) / ENERGY_ROWS;
+        int channelTiles = (f + ENERGY_CHANNELS - 1) / ENERGY_CHANNELS;
+        int wanted = (ENERGY_TARGET_BLOCKS + channelTiles - 1) / channelTiles;
+        return Math.max(1, Math.min(rowTiles, wanted));
     }
 
     private static void checkRows(String op, int[] rows, int limit) {
