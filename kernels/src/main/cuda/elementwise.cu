@@ -1,6 +1,7 @@
 // Element-wise and row-wise operations of the decoder forward: residual add, SwiGLU, per-row scaling, bias,
 // row gather / weighted scatter-add (MoE token permutation and combine), rotary embedding, and a plain copy
-// that measures the device's achievable bandwidth. All fp32. Outputs may alias inputs where the Java side
+// that measures the device's achievable bandwidth; of the CLIP vision tower: exact GELU, quick_gelu, and a
+// strided 2-D block copy. All fp32. Outputs may alias inputs where the Java side
 // allows it, so pointers that may alias carry no __restrict__.
 //
 // Products and sums that the CPU reference computes as separately rounded float operations use __fmul_rn /
@@ -173,6 +174,56 @@ extern "C" __global__ void rotary_f32(float* x, const int* __restrict__ posRow, 
             float x2 = base[i + half];
             base[i] = __fsub_rn(__fmul_rn(x1, c), __fmul_rn(x2, s));
             base[i + half] = __fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s));
+        }
+    }
+}
+
+// Exact GELU, 0.5 x (1 + erf(x / sqrt 2)), in fp64 as the CPU backend (the CUDA math library's erf, which nvcc and
+// NVRTC provide without headers; max error 2 ulp in fp64, far below the fp32 result's rounding).
+__device__ __forceinline__ float wh_gelu(float a) {
+    const double x = a;
+    return (float) (0.5 * x * (1.0 + erf(x * (1.0 / sqrt(2.0)))));
+}
+
+// CLIP's quick_gelu, x * sigmoid(1.702 x) = x / (1 + exp(-1.702 x)), in fp64 as the CPU backend.
+__device__ __forceinline__ float wh_quick_gelu(float a) {
+    const double x = a;
+    return (float) (x / (1.0 + exp(-1.702 * x)));
+}
+
+// out = gelu(x) / quick_gelu(x), element-wise; out may alias x. The x4 variants need n % 4 == 0 and 16-byte aligned
+// pointers (checked on the Java side).
+#define WH_UNARY_ENTRIES(NAME, FN)                                                              \
+    extern "C" __global__ void NAME##_f32(const float* x, float* out, long long n) {             \
+        for (long long i = wh_global_thread(); i < n; i += wh_grid_stride()) {                  \
+            out[i] = FN(x[i]);                                                                   \
+        }                                                                                        \
+    }                                                                                            \
+    extern "C" __global__ void NAME##_f32x4(const wh_f4* x, wh_f4* out, long long n4) {          \
+        for (long long i = wh_global_thread(); i < n4; i += wh_grid_stride()) {                  \
+            wh_f4 a = x[i];                                                                      \
+            wh_f4 r;                                                                             \
+            r.x = FN(a.x);                                                                       \
+            r.y = FN(a.y);                                                                       \
+            r.z = FN(a.z);                                                                       \
+            r.w = FN(a.w);                                                                       \
+            out[i] = r;                                                                          \
+        }                                                                                        \
+    }
+
+WH_UNARY_ENTRIES(gelu, wh_gelu)
+WH_UNARY_ENTRIES(quick_gelu, wh_quick_gelu)
+
+// dst[r * dstLd + c] = src[r * srcLd + c] for r < rows, c < cols: a block between matrices of different widths
+// (the Java side passes the block's first element of each and checks bounds and that the blocks do not overlap).
+// Grid-stride over rows (blocks), threads over columns.
+extern "C" __global__ void copy_block_f32(const float* __restrict__ src, long long srcLd, float* __restrict__ dst,
+                                          long long dstLd, int rows, int cols) {
+    for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float* s = src + r * srcLd;
+        float* d = dst + r * dstLd;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            d[c] = s[c];
         }
     }
 }

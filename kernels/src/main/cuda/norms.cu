@@ -1,4 +1,4 @@
-// Normalisation and norm statistics: RMSNorm (decoder forward), and sums of squares per row, per column and per
+// Normalisation and norm statistics: RMSNorm (decoder forward), LayerNorm (CLIP vision tower), and sums of squares per row, per column and per
 // contiguous segment (weight and activation norms that CAMERA and WGSEF score with). Statistics accumulate in
 // fp64, as the CPU backend does, so the two agree to fp32 rounding of the result.
 #include "whittle_common.cuh"
@@ -49,6 +49,34 @@ extern "C" __global__ void rms_norm_f32x4(const wh_f4* x, const wh_f4* __restric
             o.z = __fmul_rn(g.z, (float) (v.z * inv));
             o.w = __fmul_rn(g.w, (float) (v.w * inv));
             yr[j] = o;
+        }
+    }
+}
+
+// LayerNorm with the biased variance, as CpuBackend.layerNorm: mean and variance in fp64 (two passes over the row),
+// y[r, j] = (float) ((x[r, j] - mean) / sqrt(var + eps) * w[j] (+ b[j])) evaluated in fp64. b may be null; y may
+// alias x (each lane rewrites only the elements it reads last). One warp per row.
+extern "C" __global__ void layer_norm_f32(const float* x, const float* __restrict__ w, const float* __restrict__ b, float* y,
+                                          long long rows, int n, double eps) {
+    const int lane = threadIdx.x & 31;
+    const long long warpsPerGrid = (long long) gridDim.x * (blockDim.x >> 5);
+    for (long long r = (long long) blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); r < rows; r += warpsPerGrid) {
+        const float* xr = x + r * n;
+        double s = 0.0;
+        for (int j = lane; j < n; j += 32) {
+            s += (double) xr[j];
+        }
+        const double mean = wh_warp_sum(s) / n;
+        double ss = 0.0;
+        for (int j = lane; j < n; j += 32) {
+            double c = (double) xr[j] - mean;
+            ss += c * c;
+        }
+        const double inv = 1.0 / sqrt(wh_warp_sum(ss) / n + eps);
+        float* yr = y + r * n;
+        for (int j = lane; j < n; j += 32) {
+            double z = ((double) xr[j] - mean) * inv * (double) w[j];
+            yr[j] = (float) (b != nullptr ? z + (double) b[j] : z);
         }
     }
 }

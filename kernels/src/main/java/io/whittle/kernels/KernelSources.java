@@ -17,8 +17,8 @@ import java.util.List;
 public final class KernelSources {
 
     /** Every module, by file name under {@code src/main/cuda}; the build compiles each of them with nvcc. */
-    public static final List<String> MODULES = List.of("attention.cu", "convert.cu", "elementwise.cu", "gemm.cu", "loss.cu",
-            "norms.cu", "routing.cu");
+    public static final List<String> MODULES = List.of("attention.cu", "convert.cu", "elementwise.cu", "energy.cu", "gemm.cu",
+            "loss.cu", "norms.cu", "routing.cu");
 
     /** Headers the modules include ({@code #include "name"}); NVRTC receives them as named sources. */
     public static final List<String> HEADERS = List.of("whittle_common.cuh");

@@ -153,7 +153,8 @@ public interface Backend extends AutoCloseable {
     /**
      * Copies the block of {@code rows} x {@code cols} elements at (srcRow, srcCol) of the matrix view of
      * {@code src} to (dstRow, dstCol) of {@code dst} (a strided 2-D copy, e.g. head columns between a full-width
-     * and a compact projection).
+     * and a compact projection). Out-of-bounds blocks are an {@link IllegalArgumentException}; so are blocks that
+     * overlap in memory on backends that copy in parallel (CUDA).
      */
     void copyBlock(Tensor src, int srcRow, int srcCol, Tensor dst, int dstRow, int dstCol, int rows, int cols);
 

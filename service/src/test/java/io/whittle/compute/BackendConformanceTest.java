@@ -471,6 +471,118 @@ public abstract class BackendConformanceTest {
                 .hasMessageContaining("row index 4").hasMessageContaining("[0, 4)");
     }
 
+    /** ||out - ref|| / ||ref|| of fp64 vectors (||out - ref|| when the reference is all zero). */
+    protected static double relErr(double[] out, double[] expected) {
+        assertThat(out).hasSameSizeAs(expected);
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < expected.length; i++) {
+            if (!Double.isFinite(out[i]) && Double.isFinite(expected[i])) {
+                return Double.POSITIVE_INFINITY;
+            }
+            double d = out[i] - expected[i];
+            num += d * d;
+            den += expected[i] * expected[i];
+        }
+        return den == 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+    }
+
+    /**
+     * Runs microExpertEnergy on both backends from the same starting accumulators and compares sums and maxima.
+     * Returns the backend under test's sums.
+     */
+    private double[] assertEnergyMatches(String what, Pair x, Pair gate, Pair up, float[] a, double[] sum0, double[] max0) {
+        double[] rs = sum0.clone(), rm = max0.clone(), ds = sum0.clone(), dm = max0.clone();
+        ref.microExpertEnergy(x.ref(), gate.ref(), up.ref(), a, rs, rm);
+        dut.microExpertEnergy(x.dut(), gate.dut(), up.dut(), a, ds, dm);
+        assertThat(relErr(ds, rs)).as("%s: sums of phi^2 on %s vs cpu (seed %d)", what, dut.name(), seed).isLessThan(TOL);
+        assertThat(relErr(dm, rm)).as("%s: maxima of phi^2 on %s vs cpu (seed %d)", what, dut.name(), seed).isLessThan(TOL);
+        for (int j = 0; j < dm.length; j++) {
+            assertThat(dm[j]).as("%s: max of channel %d never drops below its start (seed %d)", what, j, seed).isGreaterThanOrEqualTo(max0[j]);
+        }
+        return ds;
+    }
+
+    private float[] routingWeights(int n) {
+        float[] a = new float[n];
+        for (int t = 0; t < n; t++) {
+            a[t] = t % 3 == 1 ? 0f : 0.05f + random.nextFloat(); // every third row unrouted (A = 0)
+        }
+        return a;
+    }
+
+    @Test
+    void microExpertEnergyOnOddShapesAccumulatesOntoExistingValues() {
+        // rows, hidden, channels straddling the 128-row and 64-channel tiles and the 8-wide k-steps
+        for (int[] s : new int[][] {{1, 5, 3}, {37, 19, 70}, {301, 37, 130}}) {
+            int n = s[0], d = s[1], f = s[2];
+            Pair x = random(n, d);
+            Pair gate = pair(Shape.of(f, d), gaussian(f * d, 0.4));
+            Pair up = pair(Shape.of(f, d), gaussian(f * d, 0.4));
+            float[] a = routingWeights(n);
+            a[0] = 0.7f;
+            double[] sum0 = new double[f];
+            double[] max0 = new double[f];
+            String what = "microExpertEnergy " + n + "x" + d + " -> " + f;
+            double[] first = assertEnergyMatches(what + " from zero", x, gate, up, a, sum0, max0);
+            // onto existing accumulators: sums add, maxima only rise (half the channels start above any phi^2)
+            for (int j = 0; j < f; j++) {
+                sum0[j] = random.nextDouble();
+                max0[j] = j % 2 == 0 ? 1e6 : random.nextDouble() * 1e-3;
+            }
+            assertEnergyMatches(what + " onto existing values", x, gate, up, a, sum0, max0);
+            assertThat(java.util.Arrays.stream(first).anyMatch(v -> v > 0)).as("some channel has energy (seed %d)", seed).isTrue();
+        }
+    }
+
+    @Test
+    void microExpertEnergySkipsUnroutedRowsEvenWhenTheirProductsOverflow() {
+        int n = 150, d = 24, f = 65;
+        float[] xv = gaussian(n * d, 1.0);
+        float[] a = routingWeights(n);
+        for (int c = 0; c < d; c++) {
+            xv[130 * d + c] = 3e38f; // row 130 (A = 0) overflows its products to infinity
+        }
+        a[130] = 0f;
+        Pair x = pair(Shape.of(n, d), xv);
+        Pair gate = pair(Shape.of(f, d), gaussian(f * d, 0.4));
+        Pair up = pair(Shape.of(f, d), gaussian(f * d, 0.4));
+        double[] sums = assertEnergyMatches("microExpertEnergy with an overflowing unrouted row", x, gate, up, a, new double[f], new double[f]);
+        assertThat(java.util.Arrays.stream(sums).allMatch(Double::isFinite)).as("finite sums (seed %d)", seed).isTrue();
+        // all rows unrouted: nothing changes, exactly
+        double[] s0 = new double[f];
+        double[] m0 = new double[f];
+        java.util.Arrays.fill(s0, 2.5);
+        java.util.Arrays.fill(m0, 0.25);
+        double[] ds = s0.clone(), dm = m0.clone();
+        dut.microExpertEnergy(x.dut(), gate.dut(), up.dut(), new float[n], ds, dm);
+        assertThat(ds).containsExactly(s0);
+        assertThat(dm).containsExactly(m0);
+    }
+
+    @Test
+    void microExpertEnergyOverSeveralChunksAndRowGroups() {
+        // 4096 channels: the CPU backend works in chunks of 1024 rows (three here), the CUDA kernel in 16 row groups
+        // of 128-row tiles, the first of which covers two tiles
+        int n = 2100, d = 12, f = 4096;
+        assertThat(MicroExpertEnergy.chunkRows(n, f)).isEqualTo(1024);
+        Pair x = random(n, d);
+        Pair gate = pair(Shape.of(f, d), gaussian(f * d, 0.3));
+        Pair up = pair(Shape.of(f, d), gaussian(f * d, 0.3));
+        assertEnergyMatches("microExpertEnergy " + n + "x" + d + " -> " + f, x, gate, up, routingWeights(n), new double[f], new double[f]);
+    }
+
+    @Test
+    void microExpertEnergyNamesMismatchedShapes() {
+        Pair x = random(4, 8);
+        Pair gate = random(6, 8);
+        Pair up = random(6, 7);
+        assertThatThrownBy(() -> dut.microExpertEnergy(x.dut(), gate.dut(), up.dut(), new float[4], new double[6], new double[6]))
+                .isInstanceOf(IllegalArgumentException.class).hasMessage("microExpertEnergy shape mismatch: x [4, 8], gate [6, 8], up [6, 7]");
+        assertThatThrownBy(() -> dut.microExpertEnergy(x.dut(), gate.dut(), gate.dut(), new float[3], new double[6], new double[6]))
+                .isInstanceOf(IllegalArgumentException.class).hasMessage("microExpertEnergy: 3 routing weights for 4 rows");
+    }
+
     // ---- loss ------------------------------------------------------------------------------------------------
 
     @Test
@@ -511,6 +623,228 @@ public abstract class BackendConformanceTest {
                         .isCloseTo(rc[i], org.assertj.core.data.Offset.offset(1e-12 * (1 + rc[i])));
             }
         }
+    }
+
+    // ---- vision tower and visual-token pruning ---------------------------------------------------------------
+
+    @Test
+    void layerNormWithAndWithoutBiasInPlaceAndOddRows() {
+        for (int n : new int[] {200, 99}) {
+            float[] xv = gaussian(23 * n, 3.0);
+            for (int i = 0; i < xv.length; i++) {
+                xv[i] += 2f; // a mean far from zero: a one-pass variance would lose digits here
+            }
+            Pair x = pair(Shape.of(23, n), xv);
+            Pair w = pair(Shape.of(n), gaussian(n, 1.0));
+            Pair b = pair(Shape.of(n), gaussian(n, 1.0));
+            Pair y = output(23, n);
+            ref.layerNorm(x.ref(), w.ref(), b.ref(), 1e-5, y.ref());
+            dut.layerNorm(x.dut(), w.dut(), b.dut(), 1e-5, y.dut());
+            assertMatches("layerNorm n=" + n, y, TOL);
+            Pair y2 = output(23, n);
+            ref.layerNorm(x.ref(), w.ref(), null, 1e-6, y2.ref());
+            dut.layerNorm(x.dut(), w.dut(), null, 1e-6, y2.dut());
+            assertMatches("layerNorm without bias n=" + n, y2, TOL);
+            ref.layerNorm(x.ref(), w.ref(), b.ref(), 1e-5, x.ref());
+            dut.layerNorm(x.dut(), w.dut(), b.dut(), 1e-5, x.dut());
+            assertMatches("layerNorm in place n=" + n, x, TOL);
+        }
+        Pair x = random(4, 10);
+        Pair w = random(10);
+        Pair b = random(9);
+        assertThatThrownBy(() -> dut.layerNorm(x.dut(), w.dut(), b.dut(), 1e-5, x.dut())).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("layerNorm shape mismatch: x [4, 10], weight [10], bias [9], y [4, 10]");
+    }
+
+    @Test
+    void geluAndQuickGeluAlignedOddMisalignedAndInPlace() {
+        for (int n : new int[] {4096, 1001}) {
+            Pair x = pair(Shape.of(n), gaussian(n, 3.0));
+            Pair g = output(n);
+            Pair qg = output(n);
+            ref.gelu(x.ref(), g.ref());
+            dut.gelu(x.dut(), g.dut());
+            assertMatches("gelu n=" + n, g, TOL);
+            ref.quickGelu(x.ref(), qg.ref());
+            dut.quickGelu(x.dut(), qg.dut());
+            assertMatches("quickGelu n=" + n, qg, TOL);
+            ref.gelu(g.ref(), g.ref());
+            dut.gelu(g.dut(), g.dut());
+            assertMatches("gelu in place n=" + n, g, TOL);
+            ref.quickGelu(qg.ref(), qg.ref());
+            dut.quickGelu(qg.dut(), qg.dut());
+            assertMatches("quickGelu in place n=" + n, qg, TOL);
+        }
+        Pair x = pair(Shape.of(1027), gaussian(1027, 3.0));
+        Pair o = output(1024);
+        ref.gelu(x.ref().view(3, Shape.of(1024)), o.ref());
+        dut.gelu(x.dut().view(3, Shape.of(1024)), o.dut());
+        assertMatches("gelu on a misaligned view", o, TOL);
+        // gelu(1) = Phi(1) = 0.8413447460685429, gelu(-1) = -(1 - Phi(1)); quick_gelu(0) = 0
+        Pair known = pair(Shape.of(3), new float[] {1f, -1f, 0f});
+        Pair ko = output(3);
+        dut.gelu(known.dut(), ko.dut());
+        float[] k = read(dut, ko.dut());
+        assertThat((double) k[0]).isCloseTo(0.8413447460685429, org.assertj.core.data.Offset.offset(1e-7));
+        assertThat((double) k[1]).isCloseTo(-0.15865525393145707, org.assertj.core.data.Offset.offset(1e-7));
+        assertThat(k[2]).isEqualTo(0f);
+    }
+
+    @Test
+    void bidirectionalAttentionOverPackedSequences() {
+        int[] lengths = {37, 70, 1, 0, 33};
+        int[] starts = new int[lengths.length];
+        int total = 0;
+        for (int s = 0; s < lengths.length; s++) {
+            starts[s] = total;
+            total += lengths[s];
+        }
+        for (int headDim : new int[] {16, 64, 80, 128, 256}) {
+            AttentionShape shape = new AttentionShape(4, 2, headDim);
+            Pair q = random(total, 4L * headDim);
+            Pair k = random(total, 2L * headDim);
+            Pair v = random(total, 2L * headDim);
+            Pair out = output(total, 4L * headDim);
+            ref.bidirectionalAttention(q.ref(), k.ref(), v.ref(), out.ref(), shape, starts, lengths);
+            dut.bidirectionalAttention(q.dut(), k.dut(), v.dut(), out.dut(), shape, starts, lengths);
+            assertMatches("bidirectionalAttention headDim " + headDim, out, TOL);
+        }
+        // the first row sees the whole sequence: its output differs from causal attention's (its own value row)
+        AttentionShape shape = new AttentionShape(2, 2, 16);
+        Pair q = random(20, 32);
+        Pair k = random(20, 32);
+        Pair v = random(20, 32);
+        Pair causal = output(20, 32);
+        Pair bidir = output(20, 32);
+        dut.attention(q.dut(), k.dut(), v.dut(), causal.dut(), shape, new int[] {0}, new int[] {20}, null);
+        dut.bidirectionalAttention(q.dut(), k.dut(), v.dut(), bidir.dut(), shape, new int[] {0}, new int[] {20});
+        float[] c = read(dut, causal.dut());
+        float[] b = read(dut, bidir.dut());
+        assertThat(java.util.Arrays.copyOfRange(c, 0, 16)).containsExactly(java.util.Arrays.copyOfRange(v.values(), 0, 16));
+        assertThat(relErr(java.util.Arrays.copyOfRange(b, 0, 16), java.util.Arrays.copyOfRange(c, 0, 16))).isGreaterThan(1e-3);
+    }
+
+    @Test
+    void copyBlockCopiesExactlyTheBlockAndChecksBounds() {
+        int[][] cases = {{6, 10, 5, 7, 2, 3, 1, 4, 3, 3}, {70, 150, 80, 140, 3, 20, 10, 5, 65, 129}, {4, 8, 4, 8, 0, 0, 0, 0, 4, 8}};
+        for (int[] c : cases) {
+            Pair src = random(c[0], c[1]);
+            Pair dst = random(c[2], c[3]); // elements outside the block must keep their values
+            ref.copyBlock(src.ref(), c[4], c[5], dst.ref(), c[6], c[7], c[8], c[9]);
+            dut.copyBlock(src.dut(), c[4], c[5], dst.dut(), c[6], c[7], c[8], c[9]);
+            assertThat(read(dut, dst.dut())).as("copyBlock %s (seed %d)", java.util.Arrays.toString(c), seed)
+                    .containsExactly(read(ref, dst.ref()));
+        }
+        Pair s = random(6, 10);
+        Pair d = random(5, 7);
+        assertThatThrownBy(() -> dut.copyBlock(s.dut(), 4, 0, d.dut(), 0, 0, 3, 2)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("copyBlock: 3x2 block from (4, 0) of [6, 10] to (0, 0) of [5, 7] is out of bounds");
+        // within one tensor: disjoint column blocks of the same rows, and a block moved down past its own rows
+        Pair m = random(8, 12);
+        ref.copyBlock(m.ref(), 1, 0, m.ref(), 1, 6, 5, 6);
+        dut.copyBlock(m.dut(), 1, 0, m.dut(), 1, 6, 5, 6);
+        ref.copyBlock(m.ref(), 0, 2, m.ref(), 4, 3, 4, 5);
+        dut.copyBlock(m.dut(), 0, 2, m.dut(), 4, 3, 4, 5);
+        assertThat(read(dut, m.dut())).as("copyBlock within one tensor (seed %d)", seed).containsExactly(read(ref, m.ref()));
+        if (!(dut instanceof CpuBackend)) {
+            // a parallel copy of overlapping blocks would race: rejected (the CPU copies row by row instead)
+            assertThatThrownBy(() -> dut.copyBlock(m.dut(), 0, 0, m.dut(), 1, 1, 4, 4)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage("copyBlock: the 4x4 blocks at (0, 0) of [8, 12] and (1, 1) of [8, 12] overlap in memory");
+            // the same rows and columns in a view that starts one row later overlap too
+            Tensor below = m.dut().view(12, Shape.of(7, 12));
+            assertThatThrownBy(() -> dut.copyBlock(m.dut(), 2, 3, below, 1, 3, 2, 2)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("overlap in memory");
+        }
+    }
+
+    /** Runs visualMaskedAttention on both backends and compares outputs and, when observed, every head's weights. */
+    private void assertVisualMaskedMatches(String what, AttentionShape shape, VisualLayout layout, int t, boolean[] keep,
+                                           boolean renormalize, boolean observe) {
+        Pair q = random(t, (long) shape.heads() * shape.headDim());
+        Pair k = random(t, (long) shape.kvHeads() * shape.headDim());
+        Pair v = random(t, (long) shape.kvHeads() * shape.headDim());
+        Pair out = output(t, (long) shape.heads() * shape.headDim());
+        Recorder rr = observe ? new Recorder() : null;
+        Recorder rd = observe ? new Recorder() : null;
+        ref.visualMaskedAttention(q.ref(), k.ref(), v.ref(), out.ref(), shape, layout, keep, renormalize, rr);
+        dut.visualMaskedAttention(q.dut(), k.dut(), v.dut(), out.dut(), shape, layout, keep, renormalize, rd);
+        assertMatches(what, out, TOL);
+        if (observe) {
+            assertThat(rd.probs.keySet()).as(what).containsExactlyElementsOf(rr.probs.keySet());
+            for (String key : rr.probs.keySet()) {
+                assertThat(relErr(rd.probs.get(key), rr.probs.get(key))).as("%s: weights %s (seed %d)", what, key, seed).isLessThan(TOL);
+            }
+        }
+    }
+
+    @Test
+    void visualMaskedAttentionInBothModesWithObservedWeights() {
+        boolean[] keep = {true, false, true, false}; // kv head 1 serves a kept and a pruned head
+        // tiles of 32 queries that mix prefix, visual and text rows; then a grid with all-visual tiles
+        int[][] layouts = {{5, 6, 7, 3, 20}, {0, 12, 8, 3, 5}, {2, 12, 8, 1, 5}, {4, 5, 9, 13, 3}};
+        for (int[] l : layouts) {
+            VisualLayout layout = VisualLayout.ofWindow(l[0], l[1], l[2], l[3]);
+            int t = layout.visualEnd() + l[4];
+            for (boolean renorm : new boolean[] {true, false}) {
+                assertVisualMaskedMatches("visualMaskedAttention " + layout + " renormalize=" + renorm, new AttentionShape(4, 2, 16), layout,
+                        t, keep, renorm, true);
+            }
+        }
+        VisualLayout layout = VisualLayout.ofWindow(3, 6, 6, 3);
+        assertVisualMaskedMatches("visualMaskedAttention headDim 128 without observer", new AttentionShape(4, 4, 128), layout, 45,
+                new boolean[] {false, true, true, false}, false, false);
+        assertVisualMaskedMatches("visualMaskedAttention, every head kept", new AttentionShape(2, 1, 64), layout, 45,
+                new boolean[] {true, true}, true, true);
+    }
+
+    @Test
+    void visualPrunedAttentionEqualsTheReferenceAndNeverReadsPrunedVisualColumns() {
+        AttentionShape shape = new AttentionShape(6, 3, 16); // kv head g serves query heads 2g, 2g+1
+        boolean[] keep = {true, true, false, false, true, false};
+        int gridRows = 12, gridCols = 8, text = 9;
+        for (int prefix : new int[] {0, 4}) {
+            for (int window : new int[] {1, 3, 13}) {
+                VisualLayout layout = VisualLayout.ofWindow(prefix, gridRows, gridCols, window);
+                int t = layout.visualEnd() + text;
+                float[] qv = gaussian(t * 96, 1.0), kv = gaussian(t * 48, 1.0), vv = gaussian(t * 48, 1.0);
+                // poison what must never be read: the visual q rows of the pruned heads 2, 3, 5, and the visual k/v rows
+                // of kv head 1 (both of whose query heads are pruned)
+                for (int i = prefix; i < layout.visualEnd(); i++) {
+                    for (int h : new int[] {2, 3, 5}) {
+                        java.util.Arrays.fill(qv, i * 96 + h * 16, i * 96 + h * 16 + 16, Float.NaN);
+                    }
+                    java.util.Arrays.fill(kv, i * 48 + 16, i * 48 + 32, Float.NaN);
+                    java.util.Arrays.fill(vv, i * 48 + 16, i * 48 + 32, Float.NaN);
+                }
+                Pair q = pair(Shape.of(t, 96), qv);
+                Pair k = pair(Shape.of(t, 48), kv);
+                Pair v = pair(Shape.of(t, 48), vv);
+                Pair out = output(t, 96);
+                ref.visualPrunedAttention(q.ref(), k.ref(), v.ref(), out.ref(), shape, layout, keep);
+                dut.visualPrunedAttention(q.dut(), k.dut(), v.dut(), out.dut(), shape, layout, keep);
+                assertMatches("visualPrunedAttention " + layout, out, TOL);
+                float[] o = read(dut, out.dut());
+                for (int i = prefix; i < layout.visualEnd(); i++) {
+                    for (int c = 2 * 16; c < 4 * 16; c++) {
+                        assertThat(o[i * 96 + c]).as("pruned visual row %d column %d", i, c).isEqualTo(0f);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void visualOpsRejectMismatchedLayouts() {
+        AttentionShape shape = new AttentionShape(2, 2, 4);
+        Pair q = random(10, 8);
+        Pair out = output(10, 8);
+        VisualLayout tooLong = new VisualLayout(2, 3, 3, 1);
+        assertThatThrownBy(() -> dut.visualPrunedAttention(q.dut(), q.dut(), q.dut(), out.dut(), shape, tooLong, new boolean[2]))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("visualPrunedAttention: the visual tokens [2, 11) do not fit a sequence of 10 rows");
+        VisualLayout ok = new VisualLayout(1, 3, 3, 1);
+        assertThatThrownBy(() -> dut.visualMaskedAttention(q.dut(), q.dut(), q.dut(), out.dut(), shape, ok, new boolean[3], true, null))
+                .isInstanceOf(IllegalArgumentException.class).hasMessage("visualMaskedAttention: 3 head flags for 2 heads");
     }
 
     // ---- whole model -----------------------------------------------------------------------------------------

@@ -288,6 +288,18 @@ public final class OpBenchmarks {
             computeBound(moe ? "linear expert gate" : "linear gate", dims(te, h, inter), 2.0 * te * h * inter, bf16, c,
                     () -> backend.linear(xe, wg, null, ge));
         }
+        if (moe) {
+            // CAMERA scoring of one expert's routed rows: both products and the phi^2 epilogue (fused on a GPU;
+            // fp32 products on every backend, so the ceiling is the fp32 matrix rate)
+            float[] a = new float[te];
+            Arrays.fill(a, 0.5f);
+            double[] sum = new double[inter];
+            double[] max = new double[inter];
+            try (Tensor xe = random(te, h); Tensor wg = random(inter, h); Tensor wu = random(inter, h)) {
+                computeBound("microExpertEnergy", dims(te, h, inter), 4.0 * te * h * inter, false, c,
+                        () -> backend.microExpertEnergy(xe, wg, wu, a, sum, max));
+            }
+        }
         try (Tensor g = random(t, inter); Tensor u = random(t, inter); Tensor out = backend.allocate(Shape.of(t, inter))) {
             memoryBound("siluMul", dims(t, inter), 12.0 * t * inter, c, () -> backend.siluMul(g, u, out));
         }

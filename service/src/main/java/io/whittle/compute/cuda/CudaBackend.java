@@ -6,8 +6,9 @@ import io.whittle.compute.Backend;
 import io.whittle.compute.DeviceInfo;
 import io.whittle.compute.DeviceMemoryInfo;
 import io.whittle.compute.DeviceTimer;
+import io.whittle.compute.MicroExpertEnergy;
 import io.whittle.compute.Routing;
-import io.whittle.compute.cpu.CpuBackend;
+import io.whittle.compute.VisualLayout;
 import io.whittle.kernels.CudaDevice;
 import io.whittle.kernels.CudaStream;
 import io.whittle.kernels.DeviceAllocator;
@@ -80,6 +81,10 @@ public final class CudaBackend implements Backend, DeviceTimer, DeviceMemoryInfo
     /** Probabilities for the observer are computed for as many heads at once as fit in this many bytes. */
     private static final long PROBS_BUDGET_BYTES = 256L << 20;
     private static final int MAX_ROUTED_EXPERTS = 256;
+    /** Rows and channels of one block of the micro-expert energy kernel (WH_E_BM, WH_E_BN in energy.cu). */
+    private static final int ENERGY_ROWS = 128;
+    private static final int ENERGY_CHANNELS = 64;
+    private static final int ENERGY_TARGET_BLOCKS = 1024;
 
     private final CudaDevice device;
     private final CudaStream stream;
@@ -90,8 +95,6 @@ public final class CudaBackend implements Backend, DeviceTimer, DeviceMemoryInfo
     private final Gemm gemm;
     private final Map<String, Kernel> kernels = new HashMap<>();
     private RotaryTables rotaryCache;
-
-    private CpuBackend hostFallback;
 
     public CudaBackend(CudaDevice device, HostAllocator hostAllocator, Options options) {
         this.device = device;
@@ -403,31 +406,57 @@ public final class CudaBackend implements Backend, DeviceTimer, DeviceMemoryInfo
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape, int[] starts, int[] lengths,
                           AttentionObserver observer) {
-        CudaTensor tq = cuda(q), tk = cuda(k), tv = cuda(v), to = cuda(out);
+        packedAttention("attention", true, q, k, v, out, shape, starts, lengths, observer);
+    }
+
+    /** The causal kernel's core with every key of the sequence visible (attention.cu, attention_bidir_fwd_d*). */
+    @Override
+    public void bidirectionalAttention(Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape, int[] starts,
+                                       int[] lengths) {
+        packedAttention("bidirectionalAttention", false, q, k, v, out, shape, starts, lengths, null);
+    }
+
+    private void checkAttentionShapes(String op, CudaTensor tq, CudaTensor tk, CudaTensor tv, CudaTensor to, AttentionShape shape) {
         int qWidth = shape.heads() * shape.headDim();
         int kvWidth = shape.kvHeads() * shape.headDim();
         if (tq.cols() != qWidth || to.cols() != qWidth || tk.cols() != kvWidth || tv.cols() != kvWidth || tk.rows() != tq.rows()
-                || tv.rows() != tq.rows() || to.rows() != tq.rows() || starts.length != lengths.length) {
-            throw new IllegalArgumentException("attention shape mismatch: q " + tq.shape() + ", k " + tk.shape() + ", v " + tv.shape()
+                || tv.rows() != tq.rows() || to.rows() != tq.rows()) {
+            throw new IllegalArgumentException(op + " shape mismatch: q " + tq.shape() + ", k " + tk.shape() + ", v " + tv.shape()
                     + ", out " + to.shape() + " for " + shape);
+        }
+    }
+
+    /** The smallest head dimension the attention kernels are instantiated for that fits {@code headDim}. */
+    private static int attentionKernelDim(int headDim) {
+        for (int d : ATTENTION_HEAD_DIMS) {
+            if (headDim <= d) {
+                return d;
+            }
+        }
+        throw new IllegalArgumentException("the CUDA attention kernel supports head dimensions up to 256, got " + headDim);
+    }
+
+    /** Dynamic shared memory of one attention block (the layout in attention.cu). */
+    private static int attentionSharedBytes(int headDim) {
+        return 4 * (2 * ATTENTION_TILE * (headDim + 1) + ATTENTION_TILE * headDim + ATTENTION_TILE * (ATTENTION_TILE + 1));
+    }
+
+    private void packedAttention(String op, boolean causal, Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape,
+                                 int[] starts, int[] lengths, AttentionObserver observer) {
+        CudaTensor tq = cuda(q), tk = cuda(k), tv = cuda(v), to = cuda(out);
+        checkAttentionShapes(op, tq, tk, tv, to, shape);
+        if (starts.length != lengths.length) {
+            throw new IllegalArgumentException(op + ": " + starts.length + " starts for " + lengths.length + " lengths");
         }
         int tiles = 0;
         for (int s = 0; s < starts.length; s++) {
             if (starts[s] < 0 || lengths[s] < 0 || (long) starts[s] + lengths[s] > tq.rows()) {
-                throw new IllegalArgumentException("sequence " + s + " [" + starts[s] + ", +" + lengths[s] + ") outside " + tq.rows() + " rows");
+                throw new IllegalArgumentException(op + ": sequence " + s + " [" + starts[s] + ", +" + lengths[s] + ") outside "
+                        + tq.rows() + " rows");
             }
             tiles += (lengths[s] + ATTENTION_TILE - 1) / ATTENTION_TILE;
         }
-        int dmax = 0;
-        for (int d : ATTENTION_HEAD_DIMS) {
-            if (shape.headDim() <= d) {
-                dmax = d;
-                break;
-            }
-        }
-        if (dmax == 0) {
-            throw new IllegalArgumentException("the CUDA attention kernel supports head dimensions up to 256, got " + shape.headDim());
-        }
+        int dmax = attentionKernelDim(shape.headDim());
         if (tiles == 0) {
             return;
         }
@@ -440,18 +469,21 @@ public final class CudaBackend implements Backend, DeviceTimer, DeviceMemoryInfo
             }
         }
         AttentionObserver obs = observer == null ? AttentionObserver.NONE : observer;
-        boolean probs = obs.wantsProbabilities();
+        boolean probs = causal && obs.wantsProbabilities();
         int d = shape.headDim();
-        int smem = 4 * (2 * ATTENTION_TILE * (d + 1) + ATTENTION_TILE * d + ATTENTION_TILE * (ATTENTION_TILE + 1));
         float scale = (float) (1.0 / Math.sqrt(d));
-        try (DeviceBuffer tileBuf = uploadScratch(tileList, "attention tiles");
-             DeviceBuffer startBuf = uploadScratch(starts, "attention starts");
-             DeviceBuffer lengthBuf = uploadScratch(lengths, "attention lengths");
+        try (DeviceBuffer tileBuf = uploadScratch(tileList, op + " tiles");
+             DeviceBuffer startBuf = uploadScratch(starts, op + " starts");
+             DeviceBuffer lengthBuf = uploadScratch(lengths, op + " lengths");
              DeviceBuffer lse = probs ? scratch(4L * tq.rows() * shape.heads(), "attention log-sum-exp") : null) {
-            stream.launch(kernel("attention.cu", "attention_fwd_d" + dmax), Dim3.of(tiles, shape.heads()), Dim3.of(128), smem,
-                    KernelArgs.of().ptr(tq.address()).ptr(tk.address()).ptr(tv.address()).ptr(to.address())
-                            .ptr(lse == null ? 0 : lse.address()).ptr(tileBuf.address()).ptr(startBuf.address())
-                            .ptr(lengthBuf.address()).i32(shape.heads()).i32(shape.kvHeads()).i32(d).f32(scale));
+            KernelArgs args = KernelArgs.of().ptr(tq.address()).ptr(tk.address()).ptr(tv.address()).ptr(to.address());
+            if (causal) {
+                args.ptr(lse == null ? 0 : lse.address());
+            }
+            args.ptr(tileBuf.address()).ptr(startBuf.address()).ptr(lengthBuf.address()).i32(shape.heads()).i32(shape.kvHeads()).i32(d)
+                    .f32(scale);
+            String function = (causal ? "attention_fwd_d" : "attention_bidir_fwd_d") + dmax;
+            stream.launch(kernel("attention.cu", function), Dim3.of(tiles, shape.heads()), Dim3.of(128), attentionSharedBytes(d), args);
             if (probs) {
                 observeProbabilities(tq, tk, lse, shape, starts, lengths, scale, obs);
             }
@@ -557,6 +589,54 @@ public final class CudaBackend implements Backend, DeviceTimer, DeviceMemoryInfo
         }
     }
 
+    /**
+     * One fused kernel (energy.cu): both products of a [128 rows x 64 channels] tile stay in registers and only
+     * per-channel fp64 partials reach memory, reduced in a fixed order on the device; the [n x f] activations are
+     * never stored. Products are exact fp32 whatever the matmul precision (the scores rank channels). The result
+     * is deterministic for a given shape; it differs from the CPU backend's row-order sums by fp64 rounding.
+     */
+    @Override
+    public void microExpertEnergy(Tensor xRouted, Tensor wGate, Tensor wUp, float[] routingWeight, double[] sumSq,
+                                  double[] maxSq) {
+        MicroExpertEnergy.check(xRouted, wGate, wUp, routingWeight, sumSq, maxSq);
+        CudaTensor tx = cuda(xRouted), tg = cuda(wGate), tu = cuda(wUp);
+        int n = tx.rows(), d = tx.cols(), f = tg.rows();
+        if (n == 0 || f == 0) {
+            return;
+        }
+        int channelTiles = (f + ENERGY_CHANNELS - 1) / ENERGY_CHANNELS;
+        int parts = energyParts(n, f);
+        try (DeviceBuffer a = uploadScratch(routingWeight, "microExpertEnergy routing weights");
+             DeviceBuffer partSum = scratch(8L * parts * f, "microExpertEnergy partial sums [" + parts + ", " + f + "]");
+             DeviceBuffer partMax = scratch(8L * parts * f, "microExpertEnergy partial maxima [" + parts + ", " + f + "]");
+             DeviceBuffer total = scratch(16L * f, "microExpertEnergy totals")) {
+            stream.launch(kernel("energy.cu", "micro_expert_energy_f32"), Dim3.of(channelTiles, parts), Dim3.of(256), 0,
+                    KernelArgs.of().ptr(tx.address()).ptr(tg.address()).ptr(tu.address()).ptr(a.address()).i32(n).i32(d).i32(f)
+                            .ptr(partSum.address()).ptr(partMax.address()));
+            stream.launch(kernel("energy.cu", "micro_expert_energy_reduce"), Dim3.of((f + 255) / 256), Dim3.of(256), 0,
+                    KernelArgs.of().ptr(partSum.address()).ptr(partMax.address()).i32(parts).i32(f).ptr(total.address()));
+            double[] t = stream.downloadDoubles(total.address(), 2 * f);
+            for (int j = 0; j < f; j++) {
+                sumSq[j] += t[j];
+                if (t[f + j] > maxSq[j]) {
+                    maxSq[j] = t[f + j];
+                }
+            }
+        }
+    }
+
+    /**
+     * Row groups of the energy kernel: about {@link #ENERGY_TARGET_BLOCKS} blocks in all (several waves on any
+     * current GPU), never more groups than row tiles. A function of the shape only, so the summation order, and
+     * with it the result, does not depend on the device.
+     */
+    static int energyParts(int n, int f) {
+        int rowTiles = (n + ENERGY_ROWS - 1) / ENERGY_ROWS;
+        int channelTiles = (f + ENERGY_CHANNELS - 1) / ENERGY_CHANNELS;
+        int wanted = (ENERGY_TARGET_BLOCKS + channelTiles - 1) / channelTiles;
+        return Math.max(1, Math.min(rowTiles, wanted));
+    }
+
     private static void checkRows(String op, int[] rows, int limit) {
         for (int i = 0; i < rows.length; i++) {
             if (rows[i] < 0 || rows[i] >= limit) {
@@ -619,87 +699,169 @@ public final class CudaBackend implements Backend, DeviceTimer, DeviceMemoryInfo
         }
     }
 
-    // ---- vision tower and visual-token pruning: no CUDA kernels yet --------------------------------------
-    // These run on the CPU backend over host copies: correct (the CPU backend is the reference) but bound by
-    // PCIe copies. They are listed as open work for the CUDA issue; the visual-prune job works on a GPU worker
-    // meanwhile instead of failing.
-
-    private CpuBackend hostFallback() {
-        if (hostFallback == null) {
-            hostFallback = new CpuBackend(host);
-        }
-        return hostFallback;
-    }
-
-    /** Copies host values back into a device tensor of the same size. */
-    private void writeBack(FloatTensor values, Tensor target) {
-        try (Tensor up = upload(values)) {
-            copy(up, 0, target, 0, values.numel());
-        }
-    }
-
-    private FloatTensor hostOrNull(Tensor t) {
-        return t == null ? null : toHost(t);
-    }
+    // ---- vision tower and visual-token pruning -------------------------------------------------------------
 
     @Override
     public void layerNorm(Tensor x, Tensor weight, Tensor bias, double eps, Tensor y) {
-        try (FloatTensor hx = toHost(x); FloatTensor hw = toHost(weight); FloatTensor hb = hostOrNull(bias)) {
-            hostFallback().layerNorm(hx, hw, hb, eps, hx);
-            writeBack(hx, y);
+        CudaTensor tx = cuda(x), tw = cuda(weight), ty = cuda(y);
+        CudaTensor tb = bias == null ? null : cuda(bias);
+        long n = tw.numel();
+        if (n == 0 || tx.numel() % n != 0 || ty.numel() != tx.numel() || (tb != null && tb.numel() != n)) {
+            throw new IllegalArgumentException("layerNorm shape mismatch: x " + tx.shape() + ", weight [" + n + "], bias "
+                    + (tb == null ? "none" : "[" + tb.numel() + "]") + ", y " + ty.shape());
         }
+        long rows = tx.numel() / n;
+        if (rows == 0) {
+            return;
+        }
+        // one warp per row, 8 warps per block
+        stream.launch(kernel("norms.cu", "layer_norm_f32"), Dim3.of(gridFor(rows, 8)), Dim3.of(256), 0,
+                KernelArgs.of().ptr(tx.address()).ptr(tw.address()).ptr(tb == null ? 0 : tb.address()).ptr(ty.address()).i64(rows)
+                        .i32(Math.toIntExact(n)).f64(eps));
     }
 
     @Override
     public void gelu(Tensor x, Tensor out) {
-        try (FloatTensor hx = toHost(x)) {
-            hostFallback().gelu(hx, hx);
-            writeBack(hx, out);
-        }
+        unary("gelu", "gelu_f32", x, out);
     }
 
     @Override
     public void quickGelu(Tensor x, Tensor out) {
-        try (FloatTensor hx = toHost(x)) {
-            hostFallback().quickGelu(hx, hx);
-            writeBack(hx, out);
-        }
+        unary("quickGelu", "quick_gelu_f32", x, out);
     }
 
-    @Override
-    public void bidirectionalAttention(Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape, int[] starts,
-                                       int[] lengths) {
-        try (FloatTensor hq = toHost(q); FloatTensor hk = toHost(k); FloatTensor hv = toHost(v); FloatTensor ho = toHost(out)) {
-            hostFallback().bidirectionalAttention(hq, hk, hv, ho, shape, starts, lengths);
-            writeBack(ho, out);
+    /** An element-wise kernel {@code out = f(x)} of elementwise.cu; its x4 twin where both are 16-byte aligned. */
+    private void unary(String op, String function, Tensor x, Tensor out) {
+        CudaTensor tx = cuda(x), to = cuda(out);
+        if (tx.numel() != to.numel()) {
+            throw new IllegalArgumentException(op + ": sizes differ: " + tx.shape() + ", " + to.shape());
         }
+        long n = tx.numel();
+        if (n == 0) {
+            return;
+        }
+        boolean vector = n % 4 == 0 && tx.address() % 16 == 0 && to.address() % 16 == 0;
+        long items = vector ? n / 4 : n;
+        stream.launch(kernel("elementwise.cu", vector ? function + "x4" : function), Dim3.of(gridFor(items, 256)), Dim3.of(256), 0,
+                KernelArgs.of().ptr(tx.address()).ptr(to.address()).i64(items));
     }
 
+    /**
+     * One kernel launch (elementwise.cu, copy_block_f32). The blocks must not overlap in memory (a block moved
+     * within one tensor): that is rejected, since a parallel copy of overlapping blocks is a race.
+     */
     @Override
     public void copyBlock(Tensor src, int srcRow, int srcCol, Tensor dst, int dstRow, int dstCol, int rows, int cols) {
-        int sc = src.cols();
-        int dc = dst.cols();
-        for (int r = 0; r < rows; r++) { // one device-to-device copy per row of the block
-            copy(src, (long) (srcRow + r) * sc + srcCol, dst, (long) (dstRow + r) * dc + dstCol, cols);
+        CudaTensor ts = cuda(src), td = cuda(dst);
+        if (rows < 0 || cols < 0 || srcRow < 0 || srcCol < 0 || dstRow < 0 || dstCol < 0
+                || (long) srcRow + rows > ts.rows() || (long) srcCol + cols > ts.cols() || (long) dstRow + rows > td.rows()
+                || (long) dstCol + cols > td.cols()) {
+            throw new IllegalArgumentException("copyBlock: " + rows + "x" + cols + " block from (" + srcRow + ", " + srcCol + ") of "
+                    + ts.shape() + " to (" + dstRow + ", " + dstCol + ") of " + td.shape() + " is out of bounds");
         }
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        long sc = ts.cols(), dc = td.cols();
+        long srcFirst = ts.address((long) srcRow * sc + srcCol);
+        long dstFirst = td.address((long) dstRow * dc + dstCol);
+        long srcEnd = srcFirst + 4 * ((rows - 1) * sc + cols);
+        long dstEnd = dstFirst + 4 * ((rows - 1) * dc + cols);
+        if (srcFirst < dstEnd && dstFirst < srcEnd && blocksOverlap(srcFirst, sc, dstFirst, dc, rows, cols)) {
+            throw new IllegalArgumentException("copyBlock: the " + rows + "x" + cols + " blocks at (" + srcRow + ", " + srcCol + ") of "
+                    + ts.shape() + " and (" + dstRow + ", " + dstCol + ") of " + td.shape() + " overlap in memory");
+        }
+        stream.launch(kernel("elementwise.cu", "copy_block_f32"), Dim3.of(gridFor(rows, 1)), Dim3.of(blockForCols(cols)), 0,
+                KernelArgs.of().ptr(srcFirst).i64(sc).ptr(dstFirst).i64(dc).i32(rows).i32(cols));
+    }
+
+    /** Whether some row of one strided block shares an element with some row of the other (addresses in bytes). */
+    private static boolean blocksOverlap(long a, long lda, long b, long ldb, int rows, int cols) {
+        long width = 4L * cols;
+        for (int r = 0; r < rows; r++) {
+            long a0 = a + 4 * lda * r;
+            // only rows r2 of b with a0 - width < b + 4 ldb r2 < a0 + width can meet row r of a
+            long lo = Math.max(0, Math.floorDiv(a0 - width - b, 4 * ldb));
+            long hi = Math.min(rows - 1L, Math.floorDiv(a0 + width - 1 - b, 4 * ldb));
+            for (long r2 = lo; r2 <= hi; r2++) {
+                long b0 = b + 4 * ldb * r2;
+                if (b0 < a0 + width && a0 < b0 + width) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     @Override
-    public void visualMaskedAttention(Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape,
-                                      io.whittle.compute.VisualLayout layout, boolean[] keepHeads, boolean renormalize,
-                                      AttentionObserver observer) {
-        try (FloatTensor hq = toHost(q); FloatTensor hk = toHost(k); FloatTensor hv = toHost(v); FloatTensor ho = toHost(out)) {
-            hostFallback().visualMaskedAttention(hq, hk, hv, ho, shape, layout, keepHeads, renormalize, observer);
-            writeBack(ho, out);
+    public void visualMaskedAttention(Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape, VisualLayout layout,
+                                      boolean[] keepHeads, boolean renormalize, AttentionObserver observer) {
+        visualAttention("visualMaskedAttention", q, k, v, out, shape, layout, keepHeads, renormalize, observer);
+    }
+
+    /**
+     * The masked kernel with renormalisation, which is sparse already: a pruned head computes and reads nothing of
+     * its visual rows and skips every visual key, and a visual query tile of a kept head visits only the prefix
+     * and the key tiles its windows reach.
+     */
+    @Override
+    public void visualPrunedAttention(Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape, VisualLayout layout,
+                                      boolean[] keepHeads) {
+        visualAttention("visualPrunedAttention", q, k, v, out, shape, layout, keepHeads, true, null);
+    }
+
+    private void visualAttention(String op, Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape, VisualLayout layout,
+                                 boolean[] keepHeads, boolean renormalize, AttentionObserver observer) {
+        CudaTensor tq = cuda(q), tk = cuda(k), tv = cuda(v), to = cuda(out);
+        checkAttentionShapes(op, tq, tk, tv, to, shape);
+        int t = tq.rows();
+        if (layout.visualEnd() > t) {
+            throw new IllegalArgumentException(op + ": the visual tokens [" + layout.prefix() + ", " + layout.visualEnd()
+                    + ") do not fit a sequence of " + t + " rows");
+        }
+        if (keepHeads.length != shape.heads()) {
+            throw new IllegalArgumentException(op + ": " + keepHeads.length + " head flags for " + shape.heads() + " heads");
+        }
+        int dmax = attentionKernelDim(shape.headDim());
+        if (t == 0) {
+            return;
+        }
+        int[] keep = new int[keepHeads.length];
+        for (int h = 0; h < keep.length; h++) {
+            keep[h] = keepHeads[h] ? 1 : 0;
+        }
+        int d = shape.headDim();
+        float scale = (float) (1.0 / Math.sqrt(d));
+        try (DeviceBuffer keepBuf = uploadScratch(keep, op + " head flags")) {
+            stream.launch(kernel("attention.cu", "visual_attention_fwd_d" + dmax), Dim3.of((t + ATTENTION_TILE - 1) / ATTENTION_TILE,
+                    shape.heads()), Dim3.of(128), attentionSharedBytes(d),
+                    KernelArgs.of().ptr(tq.address()).ptr(tk.address()).ptr(tv.address()).ptr(to.address()).i32(t).ptr(keepBuf.address())
+                            .i32(shape.heads()).i32(shape.kvHeads()).i32(d).f32(scale).i32(layout.prefix()).i32(layout.gridRows())
+                            .i32(layout.gridCols()).i32(layout.windowRadius()).i32(renormalize ? 1 : 0));
+            AttentionObserver obs = observer == null ? AttentionObserver.NONE : observer;
+            if (obs.wantsProbabilities()) {
+                observeVisualProbabilities(tq, tk, keepBuf, shape, layout, renormalize, scale, t, obs);
+            }
         }
     }
 
-    @Override
-    public void visualPrunedAttention(Tensor q, Tensor k, Tensor v, Tensor out, AttentionShape shape,
-                                      io.whittle.compute.VisualLayout layout, boolean[] keepHeads) {
-        try (FloatTensor hq = toHost(q); FloatTensor hk = toHost(k); FloatTensor hv = toHost(v); FloatTensor ho = toHost(out)) {
-            hostFallback().visualPrunedAttention(hq, hk, hv, ho, shape, layout, keepHeads);
-            writeBack(ho, out);
+    /** The final [T, T] weights of each head under the visual masks, a few heads at a time. */
+    private void observeVisualProbabilities(CudaTensor q, CudaTensor k, DeviceBuffer keep, AttentionShape shape, VisualLayout layout,
+                                            boolean renormalize, float scale, int t, AttentionObserver obs) {
+        long perHead = 4L * t * t;
+        int chunk = (int) Math.max(1, Math.min(shape.heads(), PROBS_BUDGET_BYTES / perHead));
+        try (DeviceBuffer probs = scratch(perHead * chunk, "visual attention probabilities [" + chunk + ", " + t + ", " + t + "]")) {
+            for (int h0 = 0; h0 < shape.heads(); h0 += chunk) {
+                int hc = Math.min(chunk, shape.heads() - h0);
+                stream.launch(kernel("attention.cu", "visual_attention_probs_f32"), Dim3.of((t + 7) / 8, hc), Dim3.of(256), 0,
+                        KernelArgs.of().ptr(q.address()).ptr(k.address()).i32(t).ptr(keep.address()).i32(shape.heads())
+                                .i32(shape.kvHeads()).i32(shape.headDim()).f32(scale).i32(layout.prefix()).i32(layout.gridRows())
+                                .i32(layout.gridCols()).i32(layout.windowRadius()).i32(renormalize ? 1 : 0).i32(h0)
+                                .ptr(probs.address()));
+                for (int hh = 0; hh < hc; hh++) {
+                    obs.probabilities(0, h0 + hh, t, stream.downloadFloats(probs.address() + perHead * hh, t * t));
+                }
+            }
         }
     }
 

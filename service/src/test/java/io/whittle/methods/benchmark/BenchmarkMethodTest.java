@@ -45,7 +45,7 @@ class BenchmarkMethodTest {
             assertThat(n.get("device").stringValue()).as("the workers tag the gauges with it").isNotBlank();
         }
         assertThat(ops).contains("copy", "matmul fp32", "rmsNorm", "add", "linear q_proj", "rotary", "attention", "linear expert gate",
-                "siluMul", "route", "gatherRows", "scatterAddRows", "crossEntropy", "layer forward");
+                "microExpertEnergy", "siluMul", "route", "gatherRows", "scatterAddRows", "crossEntropy", "layer forward");
         assertThat(r.get("metrics").has("whittle.benchmark.throughput")).isTrue();
         assertThat(r.get("table").stringValue()).contains("| op").contains("attention");
         try (var files = Files.list(result.output())) {
