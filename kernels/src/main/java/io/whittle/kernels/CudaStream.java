@@ -261,30 +261,25 @@ public final class CudaStream implements AutoCloseable {
     }
 
     public synchronized void upload(long deviceAddress, int[] values) {
-        if (values.length == 0) {
-            return;
-        }
-        ByteBuffer b = staging(4L * values.length);
-        b.asIntBuffer().put(values);
-        uploadStaged(deviceAddress, b, 4L * values.length);
+        uploadArray(deviceAddress, 4L * values.length, b -> b.asIntBuffer().put(values));
     }
 
     public synchronized void upload(long deviceAddress, long[] values) {
-        if (values.length == 0) {
-            return;
-        }
-        ByteBuffer b = staging(8L * values.length);
-        b.asLongBuffer().put(values);
-        uploadStaged(deviceAddress, b, 8L * values.length);
+        uploadArray(deviceAddress, 8L * values.length, b -> b.asLongBuffer().put(values));
     }
 
     public synchronized void upload(long deviceAddress, float[] values) {
-        if (values.length == 0) {
+        uploadArray(deviceAddress, 4L * values.length, b -> b.asFloatBuffer().put(values));
+    }
+
+    /** Fills the staging buffer with {@code bytes} bytes and copies them to the device (nothing for an empty array). */
+    private void uploadArray(long deviceAddress, long bytes, java.util.function.Consumer<ByteBuffer> fill) {
+        if (bytes == 0) {
             return;
         }
-        ByteBuffer b = staging(4L * values.length);
-        b.asFloatBuffer().put(values);
-        uploadStaged(deviceAddress, b, 4L * values.length);
+        ByteBuffer b = staging(bytes);
+        fill.accept(b);
+        uploadStaged(deviceAddress, b, bytes);
     }
 
     private synchronized ByteBuffer download(long deviceAddress, long bytes) {

@@ -7,25 +7,33 @@ package io.whittle.compute;
  */
 public record Routing(int tokens, int topK, int numExperts, int[] experts, float[] weights) {
 
-    /** Tokens routed to {@code expert}, in increasing token order, with their weights. */
-    public ExpertRows rowsOf(int expert) {
-        int count = 0;
-        for (int i = 0; i < experts.length; i++) {
-            if (experts[i] == expert) {
-                count++;
-            }
+    /**
+     * The tokens routed to each expert (index = expert), in increasing token order with their weights, built in one
+     * pass over the routing.
+     */
+    public ExpertRows[] byExpert() {
+        int[] count = new int[numExperts];
+        for (int e : experts) {
+            count[e]++;
         }
-        int[] rows = new int[count];
-        float[] w = new float[count];
-        int n = 0;
-        for (int i = 0; i < experts.length; i++) {
-            if (experts[i] == expert) {
-                rows[n] = i / topK;
-                w[n] = weights[i];
-                n++;
-            }
+        int[][] rows = new int[numExperts][];
+        float[][] w = new float[numExperts][];
+        for (int e = 0; e < numExperts; e++) {
+            rows[e] = new int[count[e]];
+            w[e] = new float[count[e]];
         }
-        return new ExpertRows(expert, rows, w);
+        int[] fill = new int[numExperts];
+        for (int i = 0; i < experts.length; i++) {
+            int e = experts[i];
+            rows[e][fill[e]] = i / topK;
+            w[e][fill[e]] = weights[i];
+            fill[e]++;
+        }
+        ExpertRows[] out = new ExpertRows[numExperts];
+        for (int e = 0; e < numExperts; e++) {
+            out[e] = new ExpertRows(e, rows[e], w[e]);
+        }
+        return out;
     }
 
     /** The tokens one expert receives and the routing weight of each. */

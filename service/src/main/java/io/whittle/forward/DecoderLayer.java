@@ -183,8 +183,9 @@ public final class DecoderLayer {
             }
         }
         obs.moeInput(new LayerObserver.MoeBlockInput(names.index(), firstRow, x, routing, sharedGate));
+        Routing.ExpertRows[] byExpert = routing.byExpert();
         for (int e = 0; e < moe.experts(); e++) {
-            Routing.ExpertRows rows = routing.rowsOf(e);
+            Routing.ExpertRows rows = byExpert[e];
             if (rows.count() == 0) {
                 continue;
             }

@@ -43,12 +43,14 @@ public final class DenseSampler {
         try (Checkpoint ckpt = Checkpoint.open(modelDir);
              HostAllocator alloc = HostAllocator.root().newChild("sampler", Long.MAX_VALUE)) {
             List<LayerWeights> layers = new ArrayList<>();
+            List<DecoderLayer.Uploaded> uploaded = new ArrayList<>(); // once, not at every sampling step
             try (FloatTensor normHost = ckpt.readFloat(spec.finalNorm(), alloc);
                  FloatTensor headHost = ckpt.readFloat(spec.lmHead(), alloc);
                  Tensor norm = backend.upload(normHost);
                  Tensor head = backend.upload(headHost)) {
                 for (int l = 0; l < spec.numLayers(); l++) {
                     layers.add(LayerWeights.load(ckpt, l, new DecoderLayer(spec, l).names().allTensors(), alloc));
+                    uploaded.add(DecoderLayer.upload(backend, layers.get(l)));
                 }
                 for (int len = 1; len < length; len++) {
                     List<int[]> prefixes = new ArrayList<>();
@@ -56,12 +58,13 @@ public final class DenseSampler {
                         prefixes.add(java.util.Arrays.copyOf(s, len));
                     }
                     TokenBatch batch = new TokenBatch(prefixes);
-                    float[][] logits = lastLogits(spec, ckpt, backend, batch, layers, norm, head, alloc);
+                    float[][] logits = lastLogits(spec, ckpt, backend, batch, uploaded, norm, head, alloc);
                     for (int s = 0; s < sequences; s++) {
                         seqs[s][len] = draw(logits[s], temperature, random);
                     }
                 }
             } finally {
+                uploaded.forEach(DecoderLayer.Uploaded::close);
                 layers.forEach(LayerWeights::close);
             }
         }
@@ -69,7 +72,7 @@ public final class DenseSampler {
     }
 
     private static float[][] lastLogits(ModelSpec spec, Checkpoint ckpt, Backend backend, TokenBatch batch,
-                                        List<LayerWeights> layers, Tensor norm, Tensor head, HostAllocator alloc) {
+                                        List<DecoderLayer.Uploaded> layers, Tensor norm, Tensor head, HostAllocator alloc) {
         int n = batch.sequenceCount();
         Shape hs = Shape.of(batch.totalTokens(), spec.hiddenSize());
         try (FloatTensor h0 = Embeddings.lookup(spec, ckpt, batch, alloc)) {

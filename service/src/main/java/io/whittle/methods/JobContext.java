@@ -43,6 +43,7 @@ public final class JobContext {
     private final HostAllocator allocator;
     private final Map<String, Double> stageSeconds = new LinkedHashMap<>();
     private boolean modelWritten;
+    private Map<Integer, List<String>> tensorsByLayer;
     private CheckpointWriter evaluationTwin;
 
     JobContext(JobRequest request, MethodParams params, ModelSpec spec, Checkpoint checkpoint, TokenBatch calibration,
@@ -154,9 +155,8 @@ public final class JobContext {
      */
     public void writeLayer(LayerWeights weights) {
         List<TensorSource> group = new ArrayList<>();
-        String prefix = spec.decoderPrefix() + "layers." + weights.layer() + ".";
-        for (String name : checkpoint.tensorNames()) {
-            if (name.startsWith(prefix) && !weights.contains(name)) {
+        for (String name : checkpointTensorsOfLayer(weights.layer())) {
+            if (!weights.contains(name)) {
                 group.add(checkpoint.copyOf(name)); // tensors the spec does not use (e.g. old rotary buffers) stay
             }
         }
@@ -167,6 +167,26 @@ public final class JobContext {
         }
         output.writeTensors(group);
         modelWritten = true;
+    }
+
+    /** The checkpoint's tensor names of each decoder layer, grouped once (a model can have 10^4 tensors). */
+    private List<String> checkpointTensorsOfLayer(int layer) {
+        if (tensorsByLayer == null) {
+            tensorsByLayer = new java.util.HashMap<>();
+            String layerPrefix = spec.decoderPrefix() + "layers.";
+            for (String name : checkpoint.tensorNames()) {
+                if (name.startsWith(layerPrefix)) {
+                    int end = name.indexOf('.', layerPrefix.length());
+                    try {
+                        int l = Integer.parseInt(name.substring(layerPrefix.length(), end < 0 ? name.length() : end));
+                        tensorsByLayer.computeIfAbsent(l, k -> new ArrayList<>()).add(name);
+                    } catch (NumberFormatException ignored) {
+                        // a non-numbered name under the layers prefix does not occur in supported checkpoints
+                    }
+                }
+            }
+        }
+        return tensorsByLayer.getOrDefault(layer, List.of());
     }
 
     /**

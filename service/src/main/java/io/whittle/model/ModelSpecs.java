@@ -227,8 +227,7 @@ public final class ModelSpecs {
             throw new ModelConfigException(c.where() + ": llava vision_config.model_type '" + visionType + "' is not supported (CLIP only)");
         }
         // sizes come from text_config alone (LlamaConfig defaults fill the gaps); the dtype from the top level
-        ModelSpec lm = decoder(Family.LLAVA, text, c, raw, llamaDefaults(), "language_model.model.",
-                "language_model.lm_head.weight", List.of(), null);
+        int th = positive(text, "hidden_size", llamaDefaults().hidden());
         List<TensorShape> extra = new ArrayList<>();
         int vh = positive(vision, "hidden_size", 768);
         int vi = positive(vision, "intermediate_size", 3072);
@@ -263,7 +262,6 @@ public final class ModelSpecs {
         int featureLayers = c.raw("vision_feature_layer") != null && c.raw("vision_feature_layer").isArray()
                 ? c.raw("vision_feature_layer").size() : 1;
         boolean projBias = c.getBool("multimodal_projector_bias", true);
-        int th = lm.hiddenSize();
         extra.add(new TensorShape("multi_modal_projector.linear_1.weight", Shape.of(th, (long) vh * featureLayers)));
         if (projBias) {
             extra.add(new TensorShape("multi_modal_projector.linear_1.bias", Shape.of(th)));

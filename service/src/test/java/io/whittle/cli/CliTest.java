@@ -2,14 +2,11 @@ package io.whittle.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
@@ -22,26 +19,15 @@ class CliTest {
     static Path dir;
     static Path model;
 
-    record Result(int code, String out, String err) {
-        JsonNode json() {
-            return JSON.readTree(out);
-        }
-    }
 
-    static Result run(String... args) {
-        CommandLine cl = WhittleMain.commandLine();
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        return new Result(code, out.toString(), err.toString());
+    static CliRun run(String... args) {
+        return CliRun.of(args);
     }
 
     @BeforeAll
     static void synthesize() {
         model = dir.resolve("moe");
-        Result r = run("synth", "--family", "mixtral", "--layers", "2", "--hidden", "32", "--intermediate", "48", "--experts", "4",
+        CliRun r = run("synth", "--family", "mixtral", "--layers", "2", "--hidden", "32", "--intermediate", "48", "--experts", "4",
                 "--top-k", "2", "--heads", "4", "--kv-heads", "2", "--vocab", "64", "--seed", "3", "--shards", "2", "--out",
                 model.toString());
         assertThat(r.code()).as(r.err()).isZero();
@@ -53,7 +39,7 @@ class CliTest {
         assertThat(model.resolve("model-00001-of-00002.safetensors")).exists();
         assertThat(model.resolve("config.json")).exists();
         assertThat(model.resolve("tokenizer.json")).exists();
-        Result r = run("inspect", model.toString());
+        CliRun r = run("inspect", model.toString());
         assertThat(r.code()).isZero();
         JsonNode j = r.json();
         assertThat(j.get("model_type").stringValue()).isEqualTo("mixtral");
@@ -79,7 +65,7 @@ class CliTest {
     void evalPrintsTheContractFields() throws Exception {
         Path calib = dir.resolve("calib.json");
         Files.writeString(calib, "{\"input_ids\": [[1, 5, 9, 33, 2, 7], [4, 4, 60, 1]]}");
-        Result r = run("eval", "--model", model.toString(), "--calibration", calib.toString(), "--backend", "cpu");
+        CliRun r = run("eval", "--model", model.toString(), "--calibration", calib.toString(), "--backend", "cpu");
         assertThat(r.code()).as(r.err()).isZero();
         JsonNode j = r.json();
         assertThat(j.get("sequences").asInt()).isEqualTo(2);
@@ -95,7 +81,7 @@ class CliTest {
     void tokenOutsideVocabularyNamesSequenceAndPosition() throws Exception {
         Path calib = dir.resolve("bad.json");
         Files.writeString(calib, "{\"input_ids\": [[1, 2, 3], [4, 64, 5]]}");
-        Result r = run("eval", "--model", model.toString(), "--calibration", calib.toString());
+        CliRun r = run("eval", "--model", model.toString(), "--calibration", calib.toString());
         assertThat(r.code()).isNotZero();
         assertThat(r.err()).contains("sequence 1").contains("position 1").contains("64").doesNotContain("at io.whittle");
         assertThat(r.err().strip().lines().count()).isEqualTo(1);
@@ -106,7 +92,7 @@ class CliTest {
     void verboseShowsTheStackTrace() throws Exception {
         Path calib = dir.resolve("bad2.json");
         Files.writeString(calib, "{\"input_ids\": [[1, 999]]}");
-        Result r = run("eval", "--model", model.toString(), "--calibration", calib.toString(), "--verbose");
+        CliRun r = run("eval", "--model", model.toString(), "--calibration", calib.toString(), "--verbose");
         assertThat(r.code()).isNotZero();
         assertThat(r.err()).contains("at io.whittle");
     }
@@ -120,7 +106,7 @@ class CliTest {
         Path txt = dir.resolve("corpus.txt");
         Files.writeString(txt, text.toString());
         Path windows = dir.resolve("windows.json");
-        Result r = run("eval", "--model", model.toString(), "--calibration", txt.toString(), "--samples", "3", "--seq-len", "16",
+        CliRun r = run("eval", "--model", model.toString(), "--calibration", txt.toString(), "--samples", "3", "--seq-len", "16",
                 "--seed", "5", "--windows-out", windows.toString());
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.json().get("sequences").asInt()).isEqualTo(3);
@@ -139,7 +125,7 @@ class CliTest {
         // the same windows as a JSON token file give the same result
         Path again = dir.resolve("again.json");
         Files.writeString(again, "{\"input_ids\": " + w.get("input_ids") + "}");
-        Result r2 = run("eval", "--model", model.toString(), "--calibration", again.toString());
+        CliRun r2 = run("eval", "--model", model.toString(), "--calibration", again.toString());
         assertThat(r2.json().get("mean_nll").asDouble()).isEqualTo(r.json().get("mean_nll").asDouble());
     }
 
@@ -150,7 +136,7 @@ class CliTest {
         Files.writeString(bad.resolve("config.json"), "{\"model_type\": \"gpt2\"}");
         Path calib = dir.resolve("c.json");
         Files.writeString(calib, "{\"input_ids\": [[1, 2]]}");
-        Result r = run("eval", "--model", bad.toString(), "--calibration", calib.toString());
+        CliRun r = run("eval", "--model", bad.toString(), "--calibration", calib.toString());
         assertThat(r.code()).isNotZero();
         assertThat(r.err()).contains("gpt2").contains("mixtral").contains("qwen2_moe").contains("llava");
     }
@@ -161,14 +147,14 @@ class CliTest {
         Files.writeString(calib, "{\"input_ids\": [[1, 2]]}");
         assertThat(run("eval", "--model", model.toString(), "--calibration", calib.toString(), "--backend", "tpu").err())
                 .contains("unknown backend 'tpu'");
-        Result cuda = run("eval", "--model", model.toString(), "--calibration", calib.toString(), "--backend", "cuda");
+        CliRun cuda = run("eval", "--model", model.toString(), "--calibration", calib.toString(), "--backend", "cuda");
         assertThat(cuda.code()).isNotZero();
         assertThat(cuda.err()).contains("cuda");
         assertThat(run("eval", "--model", dir.resolve("nope").toString(), "--calibration", calib.toString()).err())
                 .contains("nope");
         assertThat(run("eval", "--model", model.toString(), "--calibration", dir.resolve("missing.json").toString()).err())
                 .contains("missing.json").contains("does not exist");
-        Result synth = run("synth", "--family", "mixtral", "--layers", "1", "--hidden", "30", "--intermediate", "8", "--experts", "2",
+        CliRun synth = run("synth", "--family", "mixtral", "--layers", "1", "--hidden", "30", "--intermediate", "8", "--experts", "2",
                 "--top-k", "3", "--heads", "4", "--kv-heads", "2", "--vocab", "10", "--seed", "1", "--out", dir.resolve("x").toString());
         assertThat(synth.code()).isNotZero();
         assertThat(synth.err()).contains("--hidden 30");
@@ -180,7 +166,7 @@ class CliTest {
         Path a = dir.resolve("sample-a.json");
         Path b = dir.resolve("sample-b.json");
         for (Path p : new Path[] {a, b}) {
-            Result r = run("sample", "--model", model.toString(), "--sequences", "3", "--seq-len", "20", "--seed", "9", "--out",
+            CliRun r = run("sample", "--model", model.toString(), "--sequences", "3", "--seq-len", "20", "--seed", "9", "--out",
                     p.toString());
             assertThat(r.code()).as(r.err()).isZero();
         }

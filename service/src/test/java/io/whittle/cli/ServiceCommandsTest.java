@@ -4,8 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.whittle.model.Checkpoint;
 import io.whittle.testing.Http;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -24,14 +22,9 @@ class ServiceCommandsTest {
 
     @Test
     void demoStartsTheServiceAndRunsAJobThroughTheHttpApi() throws Exception {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        CommandLine cl = WhittleMain.commandLine();
-        cl.setOut(new PrintWriter(out, true));
-        cl.setErr(new PrintWriter(err, true));
-        int rc = cl.execute("demo", "--method", "test-scale", "--param", "factor=0.5", "--data-dir", data.toString());
-        String text = out.toString();
-        assertThat(rc).as(text + err).isZero();
+        CliRun r = CliRun.of("demo", "--method", "test-scale", "--param", "factor=0.5", "--data-dir", data.toString());
+        String text = r.out();
+        assertThat(r.code()).as(text + r.err()).isZero();
         assertThat(text).contains("synthesised a 4-layer MoE model").contains("service at http://localhost:")
                 .contains("accepted").contains("RUNNING").contains("SUCCEEDED");
         Matcher m = Pattern.compile("compressed model: (\\S+)").matcher(text);
@@ -55,12 +48,9 @@ class ServiceCommandsTest {
     @Test
     void demoPrepareOnlyWritesTheInputsAndPrintsTheRequestWithoutStartingTheService() throws Exception {
         for (int run = 0; run < 2; run++) {
-            StringWriter out = new StringWriter();
-            CommandLine cl = WhittleMain.commandLine();
-            cl.setOut(new PrintWriter(out, true));
-            int rc = cl.execute("demo", "--prepare-only", "--data-dir", data.toString());
-            String text = out.toString();
-            assertThat(rc).as(text).isZero();
+            CliRun r = CliRun.of("demo", "--prepare-only", "--data-dir", data.toString());
+            String text = r.out();
+            assertThat(r.code()).as(text).isZero();
             assertThat(text).contains(run == 0 ? "synthesised a 4-layer MoE model" : "using the synthetic model")
                     .doesNotContain("service at");
             Matcher m = Pattern.compile("-d '(\\{.*})'").matcher(text);
@@ -91,10 +81,8 @@ class ServiceCommandsTest {
 
     @Test
     void serveRejectsArgumentsThatAreNotSpringProperties() {
-        StringWriter err = new StringWriter();
-        CommandLine cl = WhittleMain.commandLine();
-        cl.setErr(new PrintWriter(err, true));
-        assertThat(cl.execute("serve", "stray")).isEqualTo(2);
-        assertThat(err.toString()).contains("unexpected argument 'stray'");
+        CliRun r = CliRun.of("serve", "stray");
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("unexpected argument 'stray'");
     }
 }

@@ -2,34 +2,17 @@ package io.whittle.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import org.junit.jupiter.api.Test;
-import picocli.CommandLine;
 import tools.jackson.databind.JsonNode;
-import tools.jackson.databind.json.JsonMapper;
 
 /** The visual-flops and visual-bench commands: JSON fields, the paper's FLOPs figures, and one-line errors. */
 class VisualCliTest {
 
-    private static final JsonMapper JSON = JsonMapper.builder().build();
 
-    record Result(int code, String out, String err) {
-        JsonNode json() {
-            return JSON.readTree(out);
-        }
-    }
-
-    static Result run(String... args) {
-        CommandLine cl = WhittleMain.commandLine();
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        return new Result(code, out.toString(), err.toString());
+    static CliRun run(String... args) {
+        return CliRun.of(args);
     }
 
     static Path resource(String name) throws Exception {
@@ -38,12 +21,12 @@ class VisualCliTest {
 
     @Test
     void visualFlopsPrintsThePapersDenseFiguresAndThePrunedCount() throws Exception {
-        Result r7 = run("visual-flops", "--config", resource("/hf-configs/llava-1.5-7b-hf.config.json").toString());
+        CliRun r7 = run("visual-flops", "--config", resource("/hf-configs/llava-1.5-7b-hf.config.json").toString());
         assertThat(r7.code()).as(r7.err()).isZero();
         assertThat(r7.json().get("dense").asDouble()).isEqualTo(7.63430436864e12);
         assertThat(r7.json().get("dense_tflops").stringValue()).isEqualTo("7.63");
         assertThat(r7.json().get("params").get("drop_layer").asInt()).isEqualTo(16);
-        Result r13 = run("visual-flops", "--config", resource("/vision/llava-1.5-13b-hf.config.json").toString(),
+        CliRun r13 = run("visual-flops", "--config", resource("/vision/llava-1.5-13b-hf.config.json").toString(),
                 "--param", "heads_kept=20", "--param", "drop_layer=20", "--param", "ffn_visual_fraction=0.5");
         assertThat(r13.code()).as(r13.err()).isZero();
         JsonNode j = r13.json();
@@ -57,19 +40,19 @@ class VisualCliTest {
     @Test
     void visualFlopsErrorsAreOneLine() throws Exception {
         Path cfg = resource("/hf-configs/llava-1.5-7b-hf.config.json");
-        Result even = run("visual-flops", "--config", cfg.toString(), "--param", "window=6");
+        CliRun even = run("visual-flops", "--config", cfg.toString(), "--param", "window=6");
         assertThat(even.code()).isEqualTo(2);
         assertThat(even.err().strip()).isEqualTo("error: window must be an odd number >= 1 (a w x w neighbourhood centred on the token), got 6");
-        Result unknown = run("visual-flops", "--config", cfg.toString(), "--param", "alpha=0.1");
+        CliRun unknown = run("visual-flops", "--config", cfg.toString(), "--param", "alpha=0.1");
         assertThat(unknown.err()).contains("unknown parameter 'alpha' for visual-flops");
-        Result notLlava = run("visual-flops", "--config", resource("/hf-configs/llama-2-7b-hf.config.json").toString());
+        CliRun notLlava = run("visual-flops", "--config", resource("/hf-configs/llama-2-7b-hf.config.json").toString());
         assertThat(notLlava.code()).isEqualTo(2);
         assertThat(notLlava.err()).contains("visual-flops needs a llava config, got model_type 'llama'");
     }
 
     @Test
     void visualBenchRunsDenseAndPrunedPrefill() {
-        Result r = run("visual-bench", "--layers", "2", "--hidden", "32", "--heads", "2", "--intermediate", "48", "--vocab", "64",
+        CliRun r = run("visual-bench", "--layers", "2", "--hidden", "32", "--heads", "2", "--intermediate", "48", "--vocab", "64",
                 "--prefix", "3", "--text", "4", "--samples", "1", "--backend", "cpu");
         assertThat(r.code()).as(r.err()).isZero();
         JsonNode j = r.json();
@@ -82,7 +65,7 @@ class VisualCliTest {
 
     @Test
     void methodsListsVisualPrune() {
-        Result r = run("methods");
+        CliRun r = run("methods");
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).contains("visual-prune").contains("heads_kept").contains("drop_layer");
     }

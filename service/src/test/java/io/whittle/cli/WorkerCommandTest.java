@@ -14,8 +14,6 @@ import io.whittle.metrics.JobMetrics;
 import io.whittle.testing.ScaleMethod;
 import io.whittle.testing.TestDatabases;
 import io.whittle.testing.TestModels;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -27,7 +25,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /**
  * {@code whittle worker --job <id>} end to end against the embedded store (the H2 database of {@code --data-dir}, the
@@ -65,20 +62,11 @@ class WorkerCommandTest {
         dataSource.close();
     }
 
-    record Run(int exitCode, String out, String err) {
-    }
-
-    Run worker(String... extra) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        CommandLine cl = WhittleMain.commandLine();
-        cl.setOut(new PrintWriter(out, true));
-        cl.setErr(new PrintWriter(err, true));
+    CliRun worker(String... extra) {
         List<String> args = new ArrayList<>(List.of("worker", "--data-dir", data.toString(), "--whittle.worker.lease=2s",
                 "--whittle.worker.heartbeat=300ms", "--whittle.worker.progress-interval=50ms"));
         args.addAll(List.of(extra));
-        int rc = cl.execute(args.toArray(String[]::new));
-        return new Run(rc, out.toString(), err.toString());
+        return CliRun.of(args.toArray(String[]::new));
     }
 
     Job submit(String output) {
@@ -91,10 +79,10 @@ class WorkerCommandTest {
         Job other = submit("other");
         Job mine = submit("mine");
         Path terminationLog = Files.createFile(data.resolve("termination-log"));
-        Run run = worker("--job", mine.id(), "--termination-log", terminationLog.toString(),
+        CliRun run = worker("--job", mine.id(), "--termination-log", terminationLog.toString(),
                 "--whittle.worker.id=whittle-" + mine.id() + "-x7k2p");
 
-        assertThat(run.exitCode()).as(run.out() + run.err()).isZero();
+        assertThat(run.code()).as(run.out() + run.err()).isZero();
         Job done = store.find(mine.id()).orElseThrow();
         assertThat(done.state()).isEqualTo(JobState.SUCCEEDED);
         assertThat(done.attempt()).isEqualTo(1);
@@ -121,8 +109,8 @@ class WorkerCommandTest {
         assertThat(store.claimJob(job.id(), "whittle-" + job.id() + "-first", Duration.ofMinutes(5), "cpu", j -> {
         })).isInstanceOf(JobClaim.Claimed.class);
 
-        Run run = worker("--job", job.id()); // waits one lease period (2 s) for the holder's lease to run out
-        assertThat(run.exitCode()).as("another pod may take it once the lease expires").isEqualTo(1);
+        CliRun run = worker("--job", job.id()); // waits one lease period (2 s) for the holder's lease to run out
+        assertThat(run.code()).as("another pod may take it once the lease expires").isEqualTo(1);
         assertThat(run.err()).startsWith("error: job " + job.id() + " is held by whittle-" + job.id() + "-first until ")
                 .endsWith(" (attempt 1 of 3); not taken" + System.lineSeparator());
         assertThat(run.out()).isEmpty();
@@ -134,13 +122,13 @@ class WorkerCommandTest {
 
     @Test
     void aJobThatDoesNotExistIsAnErrorWithOneLine() {
-        Run run = worker("--job", "2aed9c4c-d212-4de9-be0d-8572f7777687");
-        assertThat(run.exitCode()).isEqualTo(3);
+        CliRun run = worker("--job", "2aed9c4c-d212-4de9-be0d-8572f7777687");
+        assertThat(run.code()).isEqualTo(3);
         assertThat(run.err()).isEqualTo("error: job 2aed9c4c-d212-4de9-be0d-8572f7777687 does not exist"
                 + System.lineSeparator());
         assertThat(run.out()).isEmpty();
-        Run usage = worker("--job", "x", "--whittle.role=all");
-        assertThat(usage.exitCode()).isEqualTo(2);
+        CliRun usage = worker("--job", "x", "--whittle.role=all");
+        assertThat(usage.code()).isEqualTo(2);
         assertThat(usage.err()).isEqualTo("error: '--whittle.role=all': the worker command sets whittle.role itself"
                 + System.lineSeparator());
     }

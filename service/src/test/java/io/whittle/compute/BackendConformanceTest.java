@@ -154,6 +154,15 @@ public abstract class BackendConformanceTest {
         return den == 0 ? Math.sqrt(num) : Math.sqrt(num / den);
     }
 
+    /** Start rows of sequences of the given lengths packed one after another. */
+    protected static int[] startsOf(int[] lengths) {
+        int[] starts = new int[lengths.length];
+        for (int s = 1; s < lengths.length; s++) {
+            starts[s] = starts[s - 1] + lengths[s - 1];
+        }
+        return starts;
+    }
+
     protected void assertMatches(String what, Pair p, double tol) {
         float[] expected = read(ref, p.ref());
         float[] actual = read(dut, p.dut());
@@ -359,12 +368,8 @@ public abstract class BackendConformanceTest {
     @Test
     void causalGroupedQueryAttentionOverPackedSequences() {
         int[] lengths = {37, 70, 1, 0, 33};
-        int[] starts = new int[lengths.length];
-        int total = 0;
-        for (int s = 0; s < lengths.length; s++) {
-            starts[s] = total;
-            total += lengths[s];
-        }
+        int[] starts = startsOf(lengths);
+        int total = java.util.Arrays.stream(lengths).sum();
         for (int headDim : new int[] {16, 64, 80, 128, 256}) {
             AttentionShape shape = new AttentionShape(4, 2, headDim);
             Pair q = random(total, 4L * headDim);
@@ -693,12 +698,8 @@ public abstract class BackendConformanceTest {
     @Test
     void bidirectionalAttentionOverPackedSequences() {
         int[] lengths = {37, 70, 1, 0, 33};
-        int[] starts = new int[lengths.length];
-        int total = 0;
-        for (int s = 0; s < lengths.length; s++) {
-            starts[s] = total;
-            total += lengths[s];
-        }
+        int[] starts = startsOf(lengths);
+        int total = java.util.Arrays.stream(lengths).sum();
         for (int headDim : new int[] {16, 64, 80, 128, 256}) {
             AttentionShape shape = new AttentionShape(4, 2, headDim);
             Pair q = random(total, 4L * headDim);

@@ -469,7 +469,7 @@ public final class CameraQuantize implements CompressionMethod {
                         if (pool.isSharedGroup(g)) {
                             xe = x.view(0, x.shape());
                         } else {
-                            Routing.ExpertRows r = EnergyScorer.expertRows(grp.routing())[pool.expertOfGroup(g)];
+                            Routing.ExpertRows r = grp.byExpert()[pool.expertOfGroup(g)];
                             if (r.count() == 0) {
                                 continue;
                             }

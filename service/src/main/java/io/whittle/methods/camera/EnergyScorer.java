@@ -25,8 +25,11 @@ import java.util.List;
  */
 public final class EnergyScorer implements LayerObserver, AutoCloseable {
 
-    /** One forward group's routing as the forward decided it, for rows [firstRow, firstRow + rows). */
-    public record Group(int firstRow, int rows, Routing routing, float[] sharedGate) {
+    /**
+     * One forward group's routing as the forward decided it, for rows [firstRow, firstRow + rows), with the tokens of
+     * each expert bucketed once (the error measurement and every expert's Hessians read them).
+     */
+    public record Group(int firstRow, int rows, Routing routing, Routing.ExpertRows[] byExpert, float[] sharedGate) {
     }
 
     private final MoePool pool;
@@ -88,7 +91,7 @@ public final class EnergyScorer implements LayerObserver, AutoCloseable {
         long t0 = System.nanoTime();
         Tensor x = input.x();
         int rows = x.rows();
-        Routing.ExpertRows[] byExpert = expertRows(input.routing());
+        Routing.ExpertRows[] byExpert = input.routing().byExpert();
         for (int g = 0; g < pool.groupCount(); g++) {
             if (pool.isSharedGroup(g)) {
                 float[] a = input.sharedGate() != null ? input.sharedGate() : ones(rows);
@@ -111,7 +114,7 @@ public final class EnergyScorer implements LayerObserver, AutoCloseable {
             try (FloatTensor host = backend.toHost(x)) {
                 captured.copyFrom(host, 0, (long) input.firstRow() * pool.hidden(), host.numel());
             }
-            groups.add(new Group(input.firstRow(), rows, input.routing(),
+            groups.add(new Group(input.firstRow(), rows, input.routing(), byExpert,
                     input.sharedGate() == null ? null : input.sharedGate().clone()));
         }
         nanos += System.nanoTime() - t0;
@@ -122,34 +125,6 @@ public final class EnergyScorer implements LayerObserver, AutoCloseable {
         try (FloatTensor host = backend.toHost(output)) {
             denseOutputSq += sumOfSquares(host);
         }
-    }
-
-    /** Tokens routed to each expert in one pass over the routing (increasing token order, as the forward uses). */
-    static Routing.ExpertRows[] expertRows(Routing routing) {
-        int experts = routing.numExperts();
-        int[] count = new int[experts];
-        for (int e : routing.experts()) {
-            count[e]++;
-        }
-        int[][] rows = new int[experts][];
-        float[][] w = new float[experts][];
-        for (int e = 0; e < experts; e++) {
-            rows[e] = new int[count[e]];
-            w[e] = new float[count[e]];
-        }
-        int[] fill = new int[experts];
-        int k = routing.topK();
-        for (int i = 0; i < routing.experts().length; i++) {
-            int e = routing.experts()[i];
-            rows[e][fill[e]] = i / k;
-            w[e][fill[e]] = routing.weights()[i];
-            fill[e]++;
-        }
-        Routing.ExpertRows[] out = new Routing.ExpertRows[experts];
-        for (int e = 0; e < experts; e++) {
-            out[e] = new Routing.ExpertRows(e, rows[e], w[e]);
-        }
-        return out;
     }
 
     static float[] ones(int n) {

@@ -36,7 +36,7 @@ public final class MoeOutputError {
             try (FloatTensor xHost = scorer.captured().rowSlice(grp.firstRow(), rows);
                  Tensor x = b.upload(xHost);
                  Tensor delta = b.allocate(Shape.of(rows, pool.hidden()))) {
-                Routing.ExpertRows[] byExpert = EnergyScorer.expertRows(grp.routing());
+                Routing.ExpertRows[] byExpert = grp.byExpert();
                 for (int g = 0; g < pool.groupCount(); g++) {
                     List<Term> t = terms.get(g);
                     if (t == null || t.isEmpty()) {

@@ -300,8 +300,8 @@ class CpuBackendTest {
             assertThat(renorm.weights()[0] + renorm.weights()[1]).isCloseTo(1f, org.assertj.core.data.Offset.offset(1e-6f));
             assertThat(renorm.weights()[0]).isCloseTo((float) (Math.exp(3) / (Math.exp(3) + Math.exp(1))),
                     org.assertj.core.data.Offset.offset(1e-6f));
-            assertThat(renorm.rowsOf(0).rows()).containsExactly(0, 1);
-            assertThat(renorm.rowsOf(3).count()).isZero();
+            assertThat(renorm.byExpert()[0].rows()).containsExactly(0, 1);
+            assertThat(renorm.byExpert()[3].count()).isZero();
         }
     }
 

@@ -143,7 +143,7 @@ public final class CameraAnalysisBench {
     /** Seconds for exactly the products the pass computes (gather of routed rows, gate and up GEMMs), nothing else. */
     private static double bareGemms(Backend backend, MoePool pool, LayerWeights weights, FloatTensor x, Routing routing) {
         long t = System.nanoTime();
-        Routing.ExpertRows[] rows = EnergyScorer.expertRows(routing);
+        Routing.ExpertRows[] rows = routing.byExpert();
         for (int g = 0; g < pool.groupCount(); g++) {
             Mlp mlp = pool.groupMlp(g);
             int width = pool.groupWidth(g);

@@ -37,6 +37,15 @@ final class CameraFixtures {
         return new SyntheticModels.Request(family, 2, 32, 48, 8, 2, 16, shared, 4, 2, 64, seed, DType.BF16, 1);
     }
 
+    /** The tiny model of the family under {@code dir}, written on first use. */
+    static Path model(Path dir, Family family, long seed) {
+        Path m = dir.resolve("model-" + family.modelType());
+        if (!java.nio.file.Files.exists(m)) {
+            write(tiny(family, seed), m);
+        }
+        return m;
+    }
+
     static ModelSpec write(SyntheticModels.Request r, Path dir) {
         return SyntheticModels.write(r, dir);
     }

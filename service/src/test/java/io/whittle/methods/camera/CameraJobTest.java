@@ -57,11 +57,7 @@ class CameraJobTest {
     }
 
     private Path model(Family family) {
-        Path m = dir.resolve("model-" + family.modelType());
-        if (!Files.exists(m)) {
-            CameraFixtures.write(CameraFixtures.tiny(family, 5), m);
-        }
-        return m;
+        return CameraFixtures.model(dir, family, 5);
     }
 
     private JobRunner.JobResult run(String method, Path model, Map<String, ?> params, String out) throws Exception {

@@ -52,11 +52,7 @@ class CameraQJobTest {
     }
 
     private Path model(Family family) {
-        Path m = dir.resolve("model-" + family.modelType());
-        if (!Files.exists(m)) {
-            CameraFixtures.write(CameraFixtures.tiny(family, 9), m);
-        }
-        return m;
+        return CameraFixtures.model(dir, family, 9);
     }
 
     private JobRunner.JobResult run(Path model, Map<String, String> params, String out, boolean withEval) throws Exception {
